@@ -1,0 +1,73 @@
+"""The `ledger` command: a thin dispatcher; each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _infra(args: argparse.Namespace) -> int:
+    from services.infra.commands import run_infra
+
+    return run_infra(args)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from services.store.migrate import run_migrate
+
+    return run_migrate(args)
+
+
+def _consume(args: argparse.Namespace) -> int:
+    from services.consumer.run import run_consume
+
+    return run_consume(args)
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from services.publish import run_publish
+
+    return run_publish(args)
+
+
+def _api(args: argparse.Namespace) -> int:
+    from api.serve import run_api
+
+    return run_api(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ledger", description="INFINITE resource ledger")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    infra = sub.add_parser("infra", help="local Kafka and PostgreSQL without Docker")
+    infra.add_argument("action", choices=["up", "down", "env", "status"])
+    infra.set_defaults(handler=_infra)
+
+    migrate = sub.add_parser("migrate", help="apply the database migrations (idempotent)")
+    migrate.set_defaults(handler=_migrate)
+
+    consume = sub.add_parser("consume", help="consume pack events into the ledger")
+    consume.set_defaults(handler=_consume)
+
+    publish = sub.add_parser("publish", help="publish events from a JSON-lines file")
+    publish.add_argument("file", help="JSON lines, one event per line ('-' for stdin)")
+    publish.set_defaults(handler=_publish)
+
+    api = sub.add_parser("api", help="serve the read-only HTTP API")
+    api.add_argument("--workers", type=int, default=1)
+    api.set_defaults(handler=_api)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

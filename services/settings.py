@@ -1,0 +1,82 @@
+"""All settings, read once from the environment (pydantic-settings).
+
+Order of precedence: variables in the environment, then the env file written by
+`ledger infra up` (the local services), then the contract's defaults.
+Nothing here opens a connection: engines and clients are built by the services
+that need them, after the settings were read.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def state_dir() -> Path:
+    """Where `ledger infra` keeps its services' data, logs and env file."""
+    explicit = os.environ.get("LEDGER_STATE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "infinite-ledger"
+
+
+def local_env_file() -> Path:
+    return state_dir() / "ledger.env"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    kafka_bootstrap_servers: str = Field(
+        default="localhost:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS"
+    )
+    events_topic: str = Field(default="pack-events", validation_alias="LEDGER_EVENTS_TOPIC")
+    database_url: str = Field(
+        default="postgresql://ledger:ledger@127.0.0.1:5432/ledger",
+        validation_alias="LEDGER_DATABASE_URL",
+    )
+    jwt_secret: SecretStr | None = Field(default=None, validation_alias="LEDGER_JWT_SECRET")
+    jwt_public_key_file: Path | None = Field(
+        default=None, validation_alias="LEDGER_JWT_PUBLIC_KEY_FILE"
+    )
+    timezone: str = Field(default="Asia/Shanghai", validation_alias="LEDGER_TIMEZONE")
+    api_port: int = Field(default=8081, validation_alias="LEDGER_API_PORT")
+    api_host: str = Field(default="127.0.0.1", validation_alias="LEDGER_API_HOST")
+    consumer_group: str = Field(default="ledger", validation_alias="LEDGER_CONSUMER_GROUP")
+    batch_max_records: int = Field(default=5000, validation_alias="LEDGER_BATCH_MAX_RECORDS")
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.events_topic}.dlq"
+
+    @property
+    def out_topic(self) -> str:
+        return f"{self.events_topic}.out"
+
+    @property
+    def psycopg_url(self) -> str:
+        """The database URL as libpq/psycopg wants it (no SQLAlchemy driver suffix)."""
+        return self.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL as SQLAlchemy wants it (psycopg 3 driver)."""
+        url = self.psycopg_url
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings, read once per process."""
+    env_file = local_env_file()
+    if env_file.is_file():
+        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+    return Settings()
