@@ -1,0 +1,186 @@
+"""The database schema: every table and SQL function of the ledger, in one place.
+
+Migrations apply these texts; the statements that read and write the tables live
+beside this module (`ledger_sql.py`, `projection_sql.py`, `read_sql.py`).
+
+Two kinds of tables:
+- the *ledger* (`ledger_events`, `refused_records`): append-only, enforced by triggers
+  that raise on UPDATE, DELETE and TRUNCATE, whoever tries;
+- the *read models* (`packs`, `usage_records`) and bookkeeping (`consumer_offsets`,
+  `exhaustion_notices`): derived from the ledger, rewritten freely, rebuildable by replay.
+
+`ledger_remaining`, `ledger_status` and `ledger_session_seconds` compute the values that
+depend on the time of the read from stored columns and a given `at`, so that the API can
+filter and sort by them in SQL. They implement the same rules as `projections.rules`.
+"""
+
+from __future__ import annotations
+
+LEDGER_TABLES = """
+CREATE TABLE ledger_events (
+    position        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, -- arrival order
+    event_id        text        NOT NULL,
+    user_pack_id    bigint      NOT NULL,
+    event_type      text        NOT NULL,
+    event_time      timestamptz NOT NULL,
+    source          text        NOT NULL,
+    envelope        jsonb       NOT NULL,  -- the CloudEvent as accepted
+    kafka_topic     text,
+    kafka_partition integer,
+    kafka_offset    bigint,
+    recorded_at     timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT ledger_events_event_id_key UNIQUE (event_id)
+);
+CREATE INDEX ledger_events_pack_idx ON ledger_events (user_pack_id, position);
+
+CREATE TABLE refused_records (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kafka_topic     text        NOT NULL,
+    kafka_partition integer     NOT NULL,
+    kafka_offset    bigint      NOT NULL,
+    record_key      bytea,
+    record_value    bytea,
+    reason          text        NOT NULL,
+    refused_at      timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT refused_records_source_key UNIQUE (kafka_topic, kafka_partition, kafka_offset)
+);
+
+CREATE FUNCTION ledger_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the ledger is append-only: % on % is not allowed', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+
+CREATE TRIGGER ledger_events_append_only
+    BEFORE UPDATE OR DELETE ON ledger_events
+    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
+CREATE TRIGGER ledger_events_no_truncate
+    BEFORE TRUNCATE ON ledger_events
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
+CREATE TRIGGER refused_records_append_only
+    BEFORE UPDATE OR DELETE ON refused_records
+    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
+CREATE TRIGGER refused_records_no_truncate
+    BEFORE TRUNCATE ON refused_records
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
+"""
+
+BOOKKEEPING_TABLES = """
+CREATE TABLE consumer_offsets (
+    consumer_group  text    NOT NULL,
+    kafka_topic     text    NOT NULL,
+    kafka_partition integer NOT NULL,
+    next_offset     bigint  NOT NULL,
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer_group, kafka_topic, kafka_partition)
+);
+
+CREATE TABLE exhaustion_notices (
+    notice_id     text        PRIMARY KEY,  -- derived from the facts: stable across replays
+    user_pack_id  bigint      NOT NULL,
+    exhausted_at  timestamptz NOT NULL,
+    train_ids     bigint[]    NOT NULL,
+    payload       jsonb       NOT NULL,     -- the CloudEvent to publish
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    published_at  timestamptz
+);
+CREATE INDEX exhaustion_notices_unpublished_idx
+    ON exhaustion_notices (created_at) WHERE published_at IS NULL;
+"""
+
+# The read models. `{suffix}` lets replay build fresh copies beside the live tables.
+READ_MODEL_TABLES = """
+CREATE TABLE packs{suffix} (
+    user_pack_id       bigint      PRIMARY KEY,
+    user_id            bigint      NOT NULL,
+    user_name          text,
+    pack_name          text        NOT NULL,
+    duration_type      text        NOT NULL,  -- 'type.timing' | 'type.activity'
+    buy_datetime       timestamptz NOT NULL,
+    activity_end_time  timestamptz,
+    node_list          jsonb       NOT NULL,  -- [{{nodeId,nodeName,nodeType,cpuCount,gpuCount,memorySize}}]
+    granted            bigint      NOT NULL,  -- durationSeconds + sum of deltaSeconds
+    charged            bigint      NOT NULL,  -- seconds charged by closed sessions
+    open_starts        timestamptz[] NOT NULL DEFAULT '{{}}',  -- start of each open session
+    exhausts_at        timestamptz,           -- when open sessions drive remaining to 0
+    snapshot           jsonb       NOT NULL,  -- the fold's state, to apply the next events
+    event_count        bigint      NOT NULL,
+    updated_at         timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX packs{suffix}_owner_buy_idx ON packs{suffix} (user_id, buy_datetime DESC, user_pack_id DESC);
+CREATE INDEX packs{suffix}_buy_idx ON packs{suffix} (buy_datetime DESC, user_pack_id DESC);
+CREATE INDEX packs{suffix}_exhausts_idx ON packs{suffix} (exhausts_at) WHERE exhausts_at IS NOT NULL;
+
+CREATE TABLE usage_records{suffix} (
+    log_id           bigint      PRIMARY KEY,
+    user_pack_id     bigint      NOT NULL,
+    owner_user_id    bigint      NOT NULL,  -- the pack's owner: who may read this record
+    train_id         bigint      NOT NULL,
+    train_name       text        NOT NULL,
+    user_id          bigint      NOT NULL,  -- who ran the training
+    user_name        text        NOT NULL,
+    start_time       timestamptz NOT NULL,
+    end_time         timestamptz,           -- NULL while running
+    charged_seconds  bigint,                -- set when closed
+    overrun_seconds  bigint,                -- the part of the session not charged
+    stop_reason      text,
+    start_event_id   text        NOT NULL,
+    stop_event_id    text
+);
+CREATE INDEX usage_records{suffix}_owner_start_idx
+    ON usage_records{suffix} (owner_user_id, start_time DESC, log_id DESC);
+CREATE INDEX usage_records{suffix}_pack_start_idx
+    ON usage_records{suffix} (user_pack_id, start_time DESC, log_id DESC);
+CREATE INDEX usage_records{suffix}_start_idx ON usage_records{suffix} (start_time DESC, log_id DESC);
+"""
+
+# Values as of a given instant. Whole seconds, floored, never below 0, per open session:
+# the same arithmetic as projections.rules.
+READ_FUNCTIONS = """
+CREATE FUNCTION ledger_elapsed(since timestamptz, at timestamptz) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT greatest(0, floor(extract(epoch FROM (at - since))))::bigint
+$$;
+
+CREATE FUNCTION ledger_remaining(
+    duration_type text, granted bigint, charged bigint, open_starts timestamptz[], at timestamptz
+) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN duration_type <> 'type.timing' THEN 0
+        WHEN cardinality(open_starts) = 0 THEN greatest(0, granted - charged)
+        ELSE greatest(0, granted - charged
+             - (SELECT coalesce(sum(ledger_elapsed(s, at)), 0) FROM unnest(open_starts) AS s))
+    END::bigint
+$$;
+
+CREATE FUNCTION ledger_status(
+    duration_type text, granted bigint, charged bigint, open_starts timestamptz[],
+    activity_end_time timestamptz, at timestamptz
+) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN duration_type = 'type.timing'
+             AND ledger_remaining(duration_type, granted, charged, open_starts, at) = 0
+            THEN 'status.outOfTime'
+        WHEN duration_type = 'type.activity'
+             AND activity_end_time IS NOT NULL AND activity_end_time <= at
+            THEN 'status.outOfTime'
+        WHEN cardinality(open_starts) > 0 THEN 'status.training'
+        ELSE 'status.free'
+    END
+$$;
+
+CREATE FUNCTION ledger_session_seconds(
+    start_time timestamptz, end_time timestamptz, at timestamptz
+) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT ledger_elapsed(start_time, coalesce(end_time, at))
+$$;
+"""
+
+
+def read_model_tables(suffix: str = "") -> str:
+    """DDL of the read models; `suffix` names a fresh copy (replay builds `packs_next`...)."""
+    return READ_MODEL_TABLES.format(suffix=suffix)
