@@ -1,0 +1,89 @@
+"""The `data` of each event type (CONTRACT.md section 1)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from events.ids import EntityId, EventTime
+
+
+class _Data(BaseModel):
+    # Unknown fields are tolerated so producers can add information without breaking us.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class DurationType(StrEnum):
+    TIMING = "type.timing"
+    ACTIVITY = "type.activity"
+
+
+class NodeType(StrEnum):
+    MASTER = "nodeType.master"
+    WORKER = "nodeType.worker"
+
+
+class Node(_Data):
+    nodeId: EntityId
+    nodeName: str = Field(max_length=255)
+    nodeType: NodeType
+    cpuCount: int = Field(ge=0)
+    gpuCount: int = Field(ge=0)
+    memorySize: int = Field(ge=0)
+
+
+class PackPurchased(_Data):
+    userPackId: EntityId
+    userId: EntityId
+    userName: str | None = Field(default=None, max_length=255)
+    packName: str = Field(min_length=1, max_length=255)
+    packDurationType: DurationType
+    durationSeconds: int | None = Field(default=None, ge=0)
+    activityEndTime: EventTime | None = None
+    buyDatetime: EventTime | None = None
+    nodeList: list[Node]
+
+    @model_validator(mode="after")
+    def _duration_matches_type(self) -> Self:
+        if self.packDurationType is DurationType.TIMING:
+            if self.durationSeconds is None:
+                raise ValueError("durationSeconds is required for type.timing")
+            if self.activityEndTime is not None:
+                raise ValueError("activityEndTime is only allowed for type.activity")
+        return self
+
+
+class PackAdjusted(_Data):
+    userPackId: EntityId
+    deltaSeconds: int
+    reason: str
+
+    @model_validator(mode="after")
+    def _non_zero(self) -> Self:
+        if self.deltaSeconds == 0:
+            raise ValueError("deltaSeconds must not be 0")
+        return self
+
+
+class TrainingStarted(_Data):
+    userPackId: EntityId
+    trainId: EntityId
+    trainName: str = Field(max_length=255)
+    userId: EntityId
+    userName: str = Field(max_length=255)
+
+
+class TrainingStopped(_Data):
+    userPackId: EntityId
+    trainId: EntityId
+    reason: str | None = None
+
+
+class PackExhausted(_Data):
+    """Published by the ledger: open sessions drove a timing pack's remaining time to 0."""
+
+    userPackId: EntityId
+    trainIds: list[EntityId]
+    exhaustedAt: EventTime

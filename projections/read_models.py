@@ -1,0 +1,89 @@
+"""The persisted read models, as plain rows derived from a pack's state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from projections.fold import exhausts_at
+from projections.snapshot import to_snapshot
+from projections.state import PackState, UsageRecord
+
+
+@dataclass(frozen=True, slots=True)
+class PackRow:
+    user_pack_id: int
+    user_id: int
+    user_name: str | None
+    pack_name: str
+    duration_type: str
+    buy_datetime: datetime
+    activity_end_time: datetime | None
+    node_list: list[dict[str, Any]]
+    granted: int
+    charged: int
+    open_starts: list[datetime]
+    exhausts_at: datetime | None
+    snapshot: dict[str, Any]
+    event_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    log_id: int
+    user_pack_id: int
+    owner_user_id: int
+    train_id: int
+    train_name: str
+    user_id: int
+    user_name: str
+    start_time: datetime
+    end_time: datetime | None
+    charged_seconds: int | None
+    overrun_seconds: int | None
+    stop_reason: str | None
+    start_event_id: str
+    stop_event_id: str | None
+
+
+def pack_row(state: PackState) -> PackRow:
+    purchase = state.purchase
+    if purchase is None:
+        raise ValueError(f"pack {state.user_pack_id} has no purchase: it has no read model")
+    return PackRow(
+        user_pack_id=state.user_pack_id,
+        user_id=purchase.user_id,
+        user_name=purchase.user_name,
+        pack_name=purchase.pack_name,
+        duration_type=purchase.duration_type.value,
+        buy_datetime=purchase.buy_datetime,
+        activity_end_time=purchase.activity_end_time,
+        node_list=[node.model_dump(mode="json") for node in purchase.nodes],
+        granted=state.granted,
+        charged=state.charged,
+        open_starts=state.open_starts,
+        exhausts_at=exhausts_at(state),
+        snapshot=to_snapshot(state),
+        event_count=state.event_count,
+    )
+
+
+def usage_row(state: PackState, record: UsageRecord) -> UsageRow:
+    assert state.purchase is not None
+    return UsageRow(
+        log_id=record.log_id,
+        user_pack_id=state.user_pack_id,
+        owner_user_id=state.purchase.user_id,
+        train_id=record.train_id,
+        train_name=record.train_name,
+        user_id=record.user_id,
+        user_name=record.user_name,
+        start_time=record.start_time,
+        end_time=record.end_time,
+        charged_seconds=record.charged_seconds,
+        overrun_seconds=record.overrun_seconds,
+        stop_reason=record.stop_reason,
+        start_event_id=record.start_event_id,
+        stop_event_id=record.stop_event_id,
+    )

@@ -1,0 +1,106 @@
+"""The arithmetic of CONTRACT.md section 2, as pure functions of stored values and `now`.
+
+The SQL functions in `services.store.schema` implement the same rules for reads; a
+test keeps the two in agreement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from events.payloads import DurationType
+
+MAX_ID = 2**63 - 1
+SECOND = timedelta(seconds=1)
+
+FREE = "status.free"
+TRAINING = "status.training"
+OUT_OF_TIME = "status.outOfTime"
+
+
+def elapsed_seconds(since: datetime, until: datetime) -> int:
+    """Whole seconds from `since` to `until`, floored, never below 0."""
+    return max(0, (until - since) // SECOND)
+
+
+def remaining_seconds(
+    duration_type: DurationType,
+    granted: int,
+    charged: int,
+    open_starts: Iterable[datetime],
+    now: datetime,
+) -> int:
+    """`remaining(now)`: activity packs report 0; timing packs what is left of the grant."""
+    if duration_type is not DurationType.TIMING:
+        return 0
+    running = sum(elapsed_seconds(start, now) for start in open_starts)
+    return max(0, granted - charged - running)
+
+
+def status(
+    duration_type: DurationType,
+    granted: int,
+    charged: int,
+    open_starts: list[datetime],
+    activity_end_time: datetime | None,
+    now: datetime,
+) -> str:
+    """`status(now)`: the first matching rule wins."""
+    if duration_type is DurationType.TIMING:
+        if remaining_seconds(duration_type, granted, charged, open_starts, now) == 0:
+            return OUT_OF_TIME
+    elif activity_end_time is not None and activity_end_time <= now:
+        return OUT_OF_TIME
+    return TRAINING if open_starts else FREE
+
+
+def charge_for(length: int, granted: int, charged: int) -> int:
+    """What closing a session of `length` seconds charges: never more than is left."""
+    return min(length, max(0, granted - charged))
+
+
+def exhaustion_instant(budget: int, open_starts: list[datetime], not_before: datetime) -> datetime:
+    """The first instant >= `not_before` at which the open sessions have used `budget` seconds.
+
+    Each session counts whole elapsed seconds, so the answer is the earliest instant at
+    which the sum of floored elapsed seconds reaches the budget (exact to the microsecond,
+    by bisection on a non-decreasing step function).
+    """
+    if budget <= 0 or not open_starts:
+        return not_before
+
+    def used(at: datetime) -> int:
+        return sum(elapsed_seconds(start, at) for start in open_starts)
+
+    if used(not_before) >= budget:
+        return not_before
+    low = not_before  # used(low) < budget
+    high = max(not_before, max(open_starts)) + SECOND * (budget + 1)
+    resolution = timedelta(microseconds=1)
+    while high - low > resolution:
+        middle = low + (high - low) / 2
+        if used(middle) >= budget:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def derived_id(*parts: object) -> int:
+    """A positive integer below 2^63 derived from facts: the same parts give the same id."""
+    digest = hashlib.sha256("\x1f".join(str(part) for part in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") & MAX_ID or 1
+
+
+def log_id_for(start_event_id: str) -> int:
+    """The usage record's `logId`, derived from the start event."""
+    return derived_id("logId", start_event_id)
+
+
+def exhaustion_notice_id(user_pack_id: int, exhausted_at: datetime) -> str:
+    """The `id` of an `infinite.pack.exhausted` notice: one per exhaustion, stable on replay."""
+    instant = exhausted_at.astimezone(UTC).isoformat()
+    digest = hashlib.sha256(f"exhausted\x1f{user_pack_id}\x1f{instant}".encode()).hexdigest()
+    return f"exhausted-{user_pack_id}-{digest[:24]}"

@@ -1,0 +1,124 @@
+"""A pack's state as JSON, stored beside its read model so the next event applies to it.
+
+Closed sessions are not part of it: they never influence later events and live in the
+usage records. Only open sessions, the counters and the last applied key are kept.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from events.payloads import DurationType, Node
+from projections.state import Audit, PackState, Purchase, UsageRecord
+
+VERSION = 1
+
+
+def to_snapshot(state: PackState) -> dict[str, Any]:
+    purchase = state.purchase
+    return {
+        "v": VERSION,
+        "userPackId": state.user_pack_id,
+        "purchase": None if purchase is None else _purchase_to_json(purchase),
+        "adjustments": state.adjustments,
+        "charged": state.charged,
+        "open": [_open_to_json(record) for record in state.open_sessions.values()],
+        "lastTime": _time(state.last_time),
+        "lastPosition": state.last_position,
+        "exhaustedSince": _time(state.exhausted_since),
+        "eventCount": state.event_count,
+        "audit": {
+            "conflictingPurchases": state.audit.conflicting_purchases,
+            "duplicateStarts": state.audit.duplicate_starts,
+            "orphanStops": state.audit.orphan_stops,
+        },
+    }
+
+
+def from_snapshot(doc: dict[str, Any]) -> PackState:
+    if doc.get("v") != VERSION:
+        raise ValueError(f"unknown snapshot version {doc.get('v')!r}")
+    state = PackState(
+        user_pack_id=int(doc["userPackId"]),
+        purchase=None if doc["purchase"] is None else _purchase_from_json(doc["purchase"]),
+        adjustments=int(doc["adjustments"]),
+        charged=int(doc["charged"]),
+        last_time=_parse_time(doc["lastTime"]),
+        last_position=int(doc["lastPosition"]),
+        exhausted_since=_parse_time(doc["exhaustedSince"]),
+        event_count=int(doc["eventCount"]),
+        audit=Audit(
+            conflicting_purchases=list(doc["audit"]["conflictingPurchases"]),
+            duplicate_starts=list(doc["audit"]["duplicateStarts"]),
+            orphan_stops=list(doc["audit"]["orphanStops"]),
+        ),
+    )
+    for item in doc["open"]:
+        record = _open_from_json(item)
+        state.open_sessions[record.train_id] = record
+    return state
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _purchase_to_json(purchase: Purchase) -> dict[str, Any]:
+    return {
+        "eventId": purchase.event_id,
+        "position": purchase.position,
+        "userId": purchase.user_id,
+        "userName": purchase.user_name,
+        "packName": purchase.pack_name,
+        "durationType": purchase.duration_type.value,
+        "durationSeconds": purchase.duration_seconds,
+        "activityEndTime": _time(purchase.activity_end_time),
+        "buyDatetime": _time(purchase.buy_datetime),
+        "nodes": [node.model_dump(mode="json") for node in purchase.nodes],
+    }
+
+
+def _purchase_from_json(doc: dict[str, Any]) -> Purchase:
+    buy = _parse_time(doc["buyDatetime"])
+    assert buy is not None
+    return Purchase(
+        event_id=doc["eventId"],
+        position=int(doc["position"]),
+        user_id=int(doc["userId"]),
+        user_name=doc["userName"],
+        pack_name=doc["packName"],
+        duration_type=DurationType(doc["durationType"]),
+        duration_seconds=int(doc["durationSeconds"]),
+        activity_end_time=_parse_time(doc["activityEndTime"]),
+        buy_datetime=buy,
+        nodes=tuple(Node.model_validate(node) for node in doc["nodes"]),
+    )
+
+
+def _open_to_json(record: UsageRecord) -> dict[str, Any]:
+    return {
+        "logId": record.log_id,
+        "trainId": record.train_id,
+        "trainName": record.train_name,
+        "userId": record.user_id,
+        "userName": record.user_name,
+        "startTime": record.start_time.isoformat(),
+        "startEventId": record.start_event_id,
+    }
+
+
+def _open_from_json(doc: dict[str, Any]) -> UsageRecord:
+    return UsageRecord(
+        log_id=int(doc["logId"]),
+        train_id=int(doc["trainId"]),
+        train_name=doc["trainName"],
+        user_id=int(doc["userId"]),
+        user_name=doc["userName"],
+        start_time=datetime.fromisoformat(doc["startTime"]),
+        start_event_id=doc["startEventId"],
+    )

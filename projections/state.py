@@ -1,0 +1,86 @@
+"""The state of one pack, as the fold leaves it: what the read models are made of."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from events.payloads import DurationType, Node
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """An accepted event with its place in the ledger (`position` = arrival order)."""
+
+    position: int
+    event: object  # events.envelope.AnyPackEvent; kept loose to avoid a cycle in typing
+
+
+@dataclass(frozen=True, slots=True)
+class Purchase:
+    event_id: str
+    position: int
+    user_id: int
+    user_name: str | None
+    pack_name: str
+    duration_type: DurationType
+    duration_seconds: int
+    activity_end_time: datetime | None
+    buy_datetime: datetime
+    nodes: tuple[Node, ...]
+
+
+@dataclass(slots=True)
+class UsageRecord:
+    """One session of one training on one pack."""
+
+    log_id: int
+    train_id: int
+    train_name: str
+    user_id: int
+    user_name: str
+    start_time: datetime
+    start_event_id: str
+    end_time: datetime | None = None
+    stop_event_id: str | None = None
+    stop_reason: str | None = None
+    charged_seconds: int | None = None
+    overrun_seconds: int | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.end_time is None
+
+
+@dataclass(slots=True)
+class Audit:
+    """Facts that were kept but changed nothing, counted for operators."""
+
+    conflicting_purchases: list[str] = field(default_factory=list)
+    duplicate_starts: list[str] = field(default_factory=list)
+    orphan_stops: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PackState:
+    """Everything needed to apply the next event of a pack and to answer reads."""
+
+    user_pack_id: int
+    purchase: Purchase | None = None
+    adjustments: int = 0  # sum of deltaSeconds
+    charged: int = 0
+    open_sessions: dict[int, UsageRecord] = field(default_factory=dict)  # by trainId
+    last_time: datetime | None = None  # event time of the last applied event
+    last_position: int = 0
+    exhausted_since: datetime | None = None  # set while an exhaustion lasts
+    event_count: int = 0
+    audit: Audit = field(default_factory=Audit)
+
+    @property
+    def granted(self) -> int:
+        base = self.purchase.duration_seconds if self.purchase else 0
+        return base + self.adjustments
+
+    @property
+    def open_starts(self) -> list[datetime]:
+        return [session.start_time for session in self.open_sessions.values()]
