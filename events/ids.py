@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, PlainSerializer
+from pydantic import AwareDatetime, BeforeValidator, Field, PlainSerializer, WithJsonSchema
 
 MAX_ID = 2**63 - 1
+
+DIGITS_PATTERN = r"^0*[1-9][0-9]{0,18}$"
+"""A string of decimal digits naming a positive integer (the JSON Schema's view of an id)."""
+
+RFC3339_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+"""An RFC 3339 date-time with an offset (`Z` or `+hh:mm`), as the contract requires."""
+
+_RFC3339 = re.compile(RFC3339_PATTERN)
 
 
 def _digits_to_int(value: Any) -> Any:
@@ -23,21 +35,51 @@ def _digits_to_int(value: Any) -> Any:
     return value
 
 
-def _require_utc_offset(value: datetime) -> datetime:
-    # AwareDatetime already refuses naive times; keep the producer's offset as given.
+def _rfc3339_text(value: Any) -> Any:
+    """Times travel as RFC 3339 strings with an offset; numbers (epoch seconds) are refused."""
+    if isinstance(value, datetime):  # built in Python (tests, the ledger's own notices)
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 timestamp string with an offset")
+    if not _RFC3339.match(value):
+        if _RFC3339.match(value + "Z"):
+            raise ValueError(f"{value!r} has no offset: add 'Z' or '+hh:mm'")
+        raise ValueError(f"{value!r} is not an RFC 3339 timestamp like 2024-05-01T08:30:00+08:00")
+    return value
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # pydantic would otherwise read JSON true as 1
+        raise ValueError("must be an integer, not a boolean")
     return value
 
 
 EntityId = Annotated[
     int,
+    Field(ge=1, le=MAX_ID),
     BeforeValidator(_digits_to_int),
-    Field(ge=1, le=MAX_ID, json_schema_extra={"examples": [42, "42"]}),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                {"type": "string", "pattern": DIGITS_PATTERN},
+            ],
+            "description": "A positive integer below 2^63, as a JSON number or a string of digits.",
+            "examples": [42, "42"],
+        },
+        mode="validation",
+    ),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_ID}, mode="serialization"),
 ]
 """A positive integer below 2^63, given as a JSON number or a string of digits."""
 
+Count = Annotated[int, BeforeValidator(_not_bool)]
+"""An integer that is not a JSON boolean."""
+
 EventTime = Annotated[
     AwareDatetime,
-    AfterValidator(_require_utc_offset),
+    BeforeValidator(_rfc3339_text),
     PlainSerializer(lambda t: t.isoformat(), return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": RFC3339_PATTERN}),
 ]
 """An RFC 3339 timestamp with an offset."""

@@ -7,7 +7,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from events.ids import EntityId, EventTime
+from events.ids import Count, EntityId, EventTime
 
 
 class _Data(BaseModel):
@@ -29,18 +29,35 @@ class Node(_Data):
     nodeId: EntityId
     nodeName: str = Field(max_length=255)
     nodeType: NodeType
-    cpuCount: int = Field(ge=0)
-    gpuCount: int = Field(ge=0)
-    memorySize: int = Field(ge=0)
+    cpuCount: Count = Field(ge=0)
+    gpuCount: Count = Field(ge=0)
+    memorySize: Count = Field(ge=0)
 
 
 class PackPurchased(_Data):
+    # The JSON Schema states the same rule as `_duration_matches_type`.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {
+                "properties": {"packDurationType": {"const": "type.timing"}},
+                "required": ["packDurationType"],
+            },
+            "then": {
+                "required": ["durationSeconds"],
+                "properties": {
+                    "durationSeconds": {"type": "integer"},
+                    "activityEndTime": {"type": "null"},
+                },
+            },
+        }
+    )
+
     userPackId: EntityId
     userId: EntityId
     userName: str | None = Field(default=None, max_length=255)
     packName: str = Field(min_length=1, max_length=255)
     packDurationType: DurationType
-    durationSeconds: int | None = Field(default=None, ge=0)
+    durationSeconds: Count | None = Field(default=None, ge=0)
     activityEndTime: EventTime | None = None
     buyDatetime: EventTime | None = None
     nodeList: list[Node]
@@ -57,7 +74,7 @@ class PackPurchased(_Data):
 
 class PackAdjusted(_Data):
     userPackId: EntityId
-    deltaSeconds: int
+    deltaSeconds: Count = Field(json_schema_extra={"not": {"const": 0}})
     reason: str
 
     @model_validator(mode="after")
