@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from projections.fold import exhausts_at
+from projections.rules import exhaustion_notice_id
 from projections.snapshot import to_snapshot
 from projections.state import PackState, UsageRecord
 
@@ -24,7 +25,9 @@ class PackRow:
     granted: int
     charged: int
     open_starts: list[datetime]
+    open_train_ids: list[int]
     exhausts_at: datetime | None
+    exhaustion_notice_id: str | None
     snapshot: dict[str, Any]
     event_count: int
 
@@ -51,6 +54,7 @@ def pack_row(state: PackState) -> PackRow:
     purchase = state.purchase
     if purchase is None:
         raise ValueError(f"pack {state.user_pack_id} has no purchase: it has no read model")
+    exhaustion = exhausts_at(state)
     return PackRow(
         user_pack_id=state.user_pack_id,
         user_id=purchase.user_id,
@@ -63,7 +67,11 @@ def pack_row(state: PackState) -> PackRow:
         granted=state.granted,
         charged=state.charged,
         open_starts=state.open_starts,
-        exhausts_at=exhausts_at(state),
+        open_train_ids=list(state.open_sessions),
+        exhausts_at=exhaustion,
+        exhaustion_notice_id=(
+            None if exhaustion is None else exhaustion_notice_id(state.user_pack_id, exhaustion)
+        ),
         snapshot=to_snapshot(state),
         event_count=state.event_count,
     )

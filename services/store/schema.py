@@ -99,18 +99,22 @@ CREATE TABLE packs{suffix} (
     duration_type      text        NOT NULL,  -- 'type.timing' | 'type.activity'
     buy_datetime       timestamptz NOT NULL,
     activity_end_time  timestamptz,
-    node_list          jsonb       NOT NULL,  -- [{{nodeId,nodeName,nodeType,cpuCount,gpuCount,memorySize}}]
+    node_list          jsonb       NOT NULL,  -- [{{nodeId,nodeName,nodeType,cpu/gpuCount,...}}]
     granted            bigint      NOT NULL,  -- durationSeconds + sum of deltaSeconds
     charged            bigint      NOT NULL,  -- seconds charged by closed sessions
     open_starts        timestamptz[] NOT NULL DEFAULT '{{}}',  -- start of each open session
+    open_train_ids     bigint[]    NOT NULL DEFAULT '{{}}',  -- trainId of each open session
     exhausts_at        timestamptz,           -- when open sessions drive remaining to 0
+    exhaustion_notice_id text,                -- the notice's id for that exhaustion
     snapshot           jsonb       NOT NULL,  -- the fold's state, to apply the next events
     event_count        bigint      NOT NULL,
     updated_at         timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX packs{suffix}_owner_buy_idx ON packs{suffix} (user_id, buy_datetime DESC, user_pack_id DESC);
+CREATE INDEX packs{suffix}_owner_buy_idx
+    ON packs{suffix} (user_id, buy_datetime DESC, user_pack_id DESC);
 CREATE INDEX packs{suffix}_buy_idx ON packs{suffix} (buy_datetime DESC, user_pack_id DESC);
-CREATE INDEX packs{suffix}_exhausts_idx ON packs{suffix} (exhausts_at) WHERE exhausts_at IS NOT NULL;
+CREATE INDEX packs{suffix}_exhausts_idx
+    ON packs{suffix} (exhausts_at) WHERE exhausts_at IS NOT NULL;
 
 CREATE TABLE usage_records{suffix} (
     log_id           bigint      PRIMARY KEY,
@@ -132,7 +136,8 @@ CREATE INDEX usage_records{suffix}_owner_start_idx
     ON usage_records{suffix} (owner_user_id, start_time DESC, log_id DESC);
 CREATE INDEX usage_records{suffix}_pack_start_idx
     ON usage_records{suffix} (user_pack_id, start_time DESC, log_id DESC);
-CREATE INDEX usage_records{suffix}_start_idx ON usage_records{suffix} (start_time DESC, log_id DESC);
+CREATE INDEX usage_records{suffix}_start_idx
+    ON usage_records{suffix} (start_time DESC, log_id DESC);
 """
 
 # Values as of a given instant. Whole seconds, floored, never below 0, per open session:

@@ -1,0 +1,143 @@
+"""One batch of records in, one database transaction out.
+
+The transaction appends the new events to the ledger (idempotent by event `id`), keeps
+refused records with their reason, brings the read models up to date and stores the
+next offset of every partition in the batch. The offsets stored with the writes are
+the truth: after a crash the consumer resumes from them, so nothing is lost and nothing
+is counted twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import psycopg
+
+from events.envelope import AnyPackEvent
+from events.parse import Refusal, parse_event
+from projections.state import LedgerEntry
+from services.consumer.projector import project
+from services.consumer.records import SourceRecord, next_offsets
+from services.store import ledger_sql
+from services.store.connection import Conn
+
+# PostgreSQL's jsonb cannot hold U+0000 in a string; such an event cannot be kept as is.
+_NUL_ESCAPE = b"\\u0000"
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    record: SourceRecord
+    staged: ledger_sql.StagedEvent
+    event: AnyPackEvent
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    received: int = 0
+    appended: int = 0
+    duplicates: int = 0
+    refused: list[ledger_sql.RefusedRecord] = field(default_factory=list)
+    packs_written: int = 0
+    packs_refolded: int = 0
+    packs_parked: int = 0
+
+
+def sort_out(
+    records: list[SourceRecord],
+) -> tuple[list[Accepted], list[ledger_sql.RefusedRecord]]:
+    """Parse every record: the accepted ones staged for the ledger, the others refused."""
+    accepted: list[Accepted] = []
+    refused: list[ledger_sql.RefusedRecord] = []
+    for record in records:
+        result: AnyPackEvent | Refusal
+        if record.value is not None and _NUL_ESCAPE in record.value:
+            result = Refusal("contains the character U+0000, which the ledger cannot store")
+        else:
+            result = parse_event(record.value)
+        if isinstance(result, Refusal):
+            refused.append(_refusal(record, result.reason))
+            continue
+        event = result
+        assert record.value is not None  # parse_event refuses an empty record
+        staged = ledger_sql.StagedEvent(
+            event_id=event.id,
+            user_pack_id=event.data.userPackId,
+            event_type=event.type,
+            event_time=event.time,
+            source=event.source,
+            envelope=record.value.decode(),
+            kafka_topic=record.topic,
+            kafka_partition=record.partition,
+            kafka_offset=record.offset,
+        )
+        accepted.append(Accepted(record, staged, event))
+    return accepted, refused
+
+
+def _refusal(record: SourceRecord, reason: str) -> ledger_sql.RefusedRecord:
+    return ledger_sql.RefusedRecord(
+        kafka_topic=record.topic,
+        kafka_partition=record.partition,
+        kafka_offset=record.offset,
+        key=record.key,
+        value=record.value,
+        reason=reason,
+    )
+
+
+async def ingest(conn: Conn, group: str, records: list[SourceRecord]) -> BatchOutcome:
+    """Commit one batch; raises (and commits nothing) when the database fails."""
+    accepted, refused = sort_out(records)
+    try:
+        return await _commit(conn, group, records, accepted, refused)
+    except psycopg.DataError:
+        # Some value the parser accepted is not storable (e.g. a lone surrogate escape in
+        # a string). Find it record by record, refuse it with the database's words, and
+        # commit the rest: a bad record never stops the stream.
+        accepted, more_refused = await _storable(conn, accepted)
+        return await _commit(conn, group, records, accepted, refused + more_refused)
+
+
+async def _commit(
+    conn: Conn,
+    group: str,
+    records: list[SourceRecord],
+    accepted: list[Accepted],
+    refused: list[ledger_sql.RefusedRecord],
+) -> BatchOutcome:
+    outcome = BatchOutcome(received=len(records), refused=refused)
+    offsets = next_offsets(records)
+    async with conn.transaction():
+        await ledger_sql.lock_partitions(conn, group, list(offsets))
+        await ledger_sql.record_refusals(conn, refused)
+        positions = await ledger_sql.append_events(conn, [item.staged for item in accepted])
+        new_entries: list[LedgerEntry] = []
+        for item in accepted:
+            position = positions.pop(item.staged.event_id, None)
+            if position is not None:  # the first of a duplicated id within the batch
+                new_entries.append(LedgerEntry(position, item.event))
+        outcome.appended = len(new_entries)
+        outcome.duplicates = len(accepted) - len(new_entries)
+        projected = await project(conn, new_entries)
+        outcome.packs_written = projected.packs_written
+        outcome.packs_refolded = projected.packs_refolded
+        outcome.packs_parked = projected.packs_parked
+        await ledger_sql.store_offsets(conn, group, offsets)
+    return outcome
+
+
+async def _storable(
+    conn: Conn, accepted: list[Accepted]
+) -> tuple[list[Accepted], list[ledger_sql.RefusedRecord]]:
+    keep: list[Accepted] = []
+    refused: list[ledger_sql.RefusedRecord] = []
+    for item in accepted:
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT %s::jsonb", (item.staged.envelope,))
+        except psycopg.DataError as error:
+            refused.append(_refusal(item.record, f"not storable as JSON: {error}"))
+        else:
+            keep.append(item)
+    return keep, refused

@@ -1,0 +1,158 @@
+"""Statements that read pack snapshots and write the read models (`packs`, `usage_records`).
+
+Writes go through `COPY` into temporary staging tables and one upsert per table: a
+batch of thousands of packs costs a handful of round trips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from projections.read_models import PackRow, UsageRow
+from services.store.connection import Conn
+
+LOCK_SNAPSHOTS = """
+SELECT user_pack_id, snapshot
+FROM packs{suffix}
+WHERE user_pack_id = ANY(%s)
+ORDER BY user_pack_id
+FOR UPDATE
+"""
+
+PACK_COLUMNS = (
+    "user_pack_id, user_id, user_name, pack_name, duration_type, buy_datetime, "
+    "activity_end_time, node_list, granted, charged, open_starts, open_train_ids, "
+    "exhausts_at, exhaustion_notice_id, snapshot, event_count"
+)
+
+CREATE_PACK_STAGING = """
+CREATE TEMPORARY TABLE IF NOT EXISTS packs_staging
+    (LIKE packs INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
+"""
+
+UPSERT_PACKS = f"""
+INSERT INTO packs{{suffix}} ({PACK_COLUMNS})
+SELECT {PACK_COLUMNS} FROM packs_staging
+ON CONFLICT (user_pack_id) DO UPDATE SET
+    user_id = excluded.user_id,
+    user_name = excluded.user_name,
+    pack_name = excluded.pack_name,
+    duration_type = excluded.duration_type,
+    buy_datetime = excluded.buy_datetime,
+    activity_end_time = excluded.activity_end_time,
+    node_list = excluded.node_list,
+    granted = excluded.granted,
+    charged = excluded.charged,
+    open_starts = excluded.open_starts,
+    open_train_ids = excluded.open_train_ids,
+    exhausts_at = excluded.exhausts_at,
+    exhaustion_notice_id = excluded.exhaustion_notice_id,
+    snapshot = excluded.snapshot,
+    event_count = excluded.event_count,
+    updated_at = now()
+"""
+
+USAGE_COLUMNS = (
+    "log_id, user_pack_id, owner_user_id, train_id, train_name, user_id, user_name, "
+    "start_time, end_time, charged_seconds, overrun_seconds, stop_reason, start_event_id, "
+    "stop_event_id"
+)
+
+CREATE_USAGE_STAGING = """
+CREATE TEMPORARY TABLE IF NOT EXISTS usage_staging
+    (LIKE usage_records INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
+"""
+
+DELETE_PACK_USAGE = "DELETE FROM usage_records{suffix} WHERE user_pack_id = ANY(%s)"
+
+UPSERT_USAGE = f"""
+INSERT INTO usage_records{{suffix}} ({USAGE_COLUMNS})
+SELECT {USAGE_COLUMNS} FROM usage_staging
+ON CONFLICT (log_id) DO UPDATE SET
+    owner_user_id = excluded.owner_user_id,
+    end_time = excluded.end_time,
+    charged_seconds = excluded.charged_seconds,
+    overrun_seconds = excluded.overrun_seconds,
+    stop_reason = excluded.stop_reason,
+    stop_event_id = excluded.stop_event_id
+"""
+
+
+async def lock_snapshots(
+    conn: Conn, user_pack_ids: Sequence[int], suffix: str = ""
+) -> dict[int, dict[str, Any]]:
+    """The snapshots of the given packs that have a read model, locked until commit."""
+    if not user_pack_ids:
+        return {}
+    async with conn.cursor() as cur:
+        await cur.execute(LOCK_SNAPSHOTS.format(suffix=suffix), (sorted(user_pack_ids),))
+        return {int(pack_id): snapshot for pack_id, snapshot in await cur.fetchall()}
+
+
+async def write_packs(conn: Conn, rows: Sequence[PackRow], suffix: str = "") -> None:
+    if not rows:
+        return
+    async with conn.cursor() as cur:
+        await cur.execute(CREATE_PACK_STAGING)
+        async with cur.copy(f"COPY packs_staging ({PACK_COLUMNS}) FROM STDIN") as copy:
+            for row in rows:
+                await copy.write_row(
+                    (
+                        row.user_pack_id,
+                        row.user_id,
+                        row.user_name,
+                        row.pack_name,
+                        row.duration_type,
+                        row.buy_datetime,
+                        row.activity_end_time,
+                        Jsonb(row.node_list),
+                        row.granted,
+                        row.charged,
+                        row.open_starts,
+                        row.open_train_ids,
+                        row.exhausts_at,
+                        row.exhaustion_notice_id,
+                        Jsonb(row.snapshot),
+                        row.event_count,
+                    )
+                )
+        await cur.execute(UPSERT_PACKS.format(suffix=suffix))
+
+
+async def replace_usage(
+    conn: Conn,
+    refolded_pack_ids: Sequence[int],
+    rows: Sequence[UsageRow],
+    suffix: str = "",
+) -> None:
+    """Upsert usage records; the records of re-folded packs are replaced as a whole."""
+    async with conn.cursor() as cur:
+        if refolded_pack_ids:
+            await cur.execute(DELETE_PACK_USAGE.format(suffix=suffix), (list(refolded_pack_ids),))
+        if not rows:
+            return
+        await cur.execute(CREATE_USAGE_STAGING)
+        async with cur.copy(f"COPY usage_staging ({USAGE_COLUMNS}) FROM STDIN") as copy:
+            for row in rows:
+                await copy.write_row(
+                    (
+                        row.log_id,
+                        row.user_pack_id,
+                        row.owner_user_id,
+                        row.train_id,
+                        row.train_name,
+                        row.user_id,
+                        row.user_name,
+                        row.start_time,
+                        row.end_time,
+                        row.charged_seconds,
+                        row.overrun_seconds,
+                        row.stop_reason,
+                        row.start_event_id,
+                        row.stop_event_id,
+                    )
+                )
+        await cur.execute(UPSERT_USAGE.format(suffix=suffix))
