@@ -1,0 +1,71 @@
+"""The application factory: settings in, FastAPI app out; connections open in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import FastAPI
+
+from api.auth import ConfigurationError, TokenVerifier
+from api.context import ApiContext
+from api.db import Database
+from api.errors import install_error_handlers
+from api.middleware import RequestContext
+from api.openapi import install_openapi
+from api.routes import health, packs, records
+from services.settings import Settings
+
+
+def token_verifier(settings: Settings) -> TokenVerifier:
+    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+    public_key = None
+    if settings.jwt_public_key_file is not None:
+        try:
+            public_key = settings.jwt_public_key_file.read_text()
+        except OSError as error:
+            raise ConfigurationError(f"LEDGER_JWT_PUBLIC_KEY_FILE: {error}") from None
+    return TokenVerifier(secret=secret, public_key=public_key)
+
+
+def display_zone(settings: Settings) -> ZoneInfo:
+    try:
+        return ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(
+            f"LEDGER_TIMEZONE: unknown time zone {settings.timezone!r}"
+        ) from None
+
+
+def create_app(settings: Settings, *, pool_min: int = 2, pool_max: int = 10) -> FastAPI:
+    """Build the app; raises ConfigurationError (before any connection) when a key is missing."""
+    ctx = ApiContext(
+        db=Database(settings.psycopg_url, min_size=pool_min, max_size=pool_max),
+        verifier=token_verifier(settings),
+        zone=display_zone(settings),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await ctx.db.open()
+        try:
+            yield
+        finally:
+            await ctx.db.close()
+
+    app = FastAPI(
+        title="INFINITE resource ledger API",
+        version="1.0.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+    )
+    app.include_router(packs.build_router(ctx))
+    app.include_router(records.build_router(ctx))
+    app.include_router(health.build_router(ctx))
+    install_error_handlers(app)
+    app.add_middleware(RequestContext)
+    install_openapi(app)
+    return app

@@ -1,0 +1,52 @@
+"""`/api/userPack/*`: the caller's packs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from api import params, reads
+from api.context import ApiContext
+from api.envelope import success
+from api.models import (
+    FailureAnswer,
+    ParameterInvalidAnswer,
+    UserPackDetailAnswer,
+    UserPackDetailRequest,
+    UserPackListAnswer,
+    UserPackListRequest,
+)
+from api.routes.common import ANSWER_DESCRIPTION, documented, now
+from api.validation import parse_body
+
+
+def build_router(ctx: ApiContext) -> APIRouter:
+    router = APIRouter(prefix="/api/userPack", tags=["资源管理"])
+
+    @router.post(
+        "/getUserPackList",
+        summary="资源列表",
+        description="The caller's packs, one page, filtered and ordered as of the request.",
+        response_model=UserPackListAnswer | ParameterInvalidAnswer | FailureAnswer,
+        response_description=ANSWER_DESCRIPTION,
+        openapi_extra=documented(UserPackListRequest),
+    )
+    async def get_user_pack_list(request: Request) -> Response:
+        caller = ctx.verifier.caller(request.headers)
+        query = params.pack_list(parse_body(await request.body()))
+        return success(await reads.pack_list(ctx.db, caller, query, now(), ctx.zone))
+
+    @router.post(
+        "/getUserPackDetail",
+        summary="获取资源详情",
+        description="One of the caller's packs; another user's pack is General.NotFound.",
+        response_model=UserPackDetailAnswer | ParameterInvalidAnswer | FailureAnswer,
+        response_description=ANSWER_DESCRIPTION,
+        openapi_extra=documented(UserPackDetailRequest),
+    )
+    async def get_user_pack_detail(request: Request) -> Response:
+        caller = ctx.verifier.caller(request.headers)
+        user_pack_id = params.pack_detail(parse_body(await request.body()))
+        return success(await reads.pack_detail(ctx.db, caller, user_pack_id, now(), ctx.zone))
+
+    return router

@@ -1,0 +1,52 @@
+"""`/api/pack/*`: usage records (training sessions) on the caller's packs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from api import params, reads
+from api.context import ApiContext
+from api.envelope import success
+from api.models import (
+    FailureAnswer,
+    ParameterInvalidAnswer,
+    TrainPackLogDetailAnswer,
+    TrainPackLogDetailRequest,
+    TrainPackLogListAnswer,
+    TrainPackLogListRequest,
+)
+from api.routes.common import ANSWER_DESCRIPTION, documented, now
+from api.validation import parse_body
+
+
+def build_router(ctx: ApiContext) -> APIRouter:
+    router = APIRouter(prefix="/api/pack", tags=["资源管理"])
+
+    @router.post(
+        "/getTrainPackLogList",
+        summary="资源使用记录列表",
+        description="Usage records on the caller's packs, one page, ordered as of the request.",
+        response_model=TrainPackLogListAnswer | ParameterInvalidAnswer | FailureAnswer,
+        response_description=ANSWER_DESCRIPTION,
+        openapi_extra=documented(TrainPackLogListRequest),
+    )
+    async def get_train_pack_log_list(request: Request) -> Response:
+        caller = ctx.verifier.caller(request.headers)
+        query = params.record_list(parse_body(await request.body()))
+        return success(await reads.record_list(ctx.db, caller, query, now(), ctx.zone))
+
+    @router.post(
+        "/getTrainPackLogDetail",
+        summary="训练资源使用记录详情",
+        description="One usage record on one of the caller's packs, with its pack.",
+        response_model=TrainPackLogDetailAnswer | ParameterInvalidAnswer | FailureAnswer,
+        response_description=ANSWER_DESCRIPTION,
+        openapi_extra=documented(TrainPackLogDetailRequest),
+    )
+    async def get_train_pack_log_detail(request: Request) -> Response:
+        caller = ctx.verifier.caller(request.headers)
+        log_id = params.record_detail(parse_body(await request.body()))
+        return success(await reads.record_detail(ctx.db, caller, log_id, now(), ctx.zone))
+
+    return router

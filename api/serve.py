@@ -1,0 +1,57 @@
+"""`ledger api`: serve the read-only API with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import uvicorn
+from fastapi import FastAPI
+
+from api.app import create_app
+from api.auth import ConfigurationError
+from api.middleware import RequestIdFilter
+from services.settings import get_settings
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [request %(request_id)s] %(message)s"
+
+
+def configure_logging() -> None:
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    api_log = logging.getLogger("api")
+    api_log.handlers[:] = [handler]
+    api_log.setLevel(logging.INFO)
+    api_log.propagate = False
+
+
+def app_from_environment() -> FastAPI:
+    """The factory each uvicorn worker calls."""
+    configure_logging()
+    return create_app(get_settings())
+
+
+def run_api(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    workers = max(1, int(getattr(args, "workers", 1)))
+    try:
+        create_app(settings)  # fail fast, before any worker starts, on a missing key
+    except ConfigurationError as error:
+        print(f"ledger api: {error}", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        "api.serve:app_from_environment",
+        factory=True,
+        host=settings.api_host,
+        port=settings.api_port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+    )
+    return 0

@@ -1,0 +1,216 @@
+"""Every SQL statement the read-only API runs.
+
+Values that depend on the time of the read (remaining seconds, status, session length)
+are computed here with `ledger_remaining`, `ledger_status` and `ledger_session_seconds`
+at `%(at)s`, one instant per request, so that filters and orders on them run in the
+database. Statements are assembled only from the constant fragments of this module:
+callers choose sort keys and filters by name, never by passing SQL text.
+
+Parameters (psycopg named style): `at` (timestamptz), `user_id` (the caller, unless the
+statement is built for every owner), `limit`, `offset` and the filters' own parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Final
+
+Order = Sequence[tuple[str, bool]]  # (sort key, descending?)
+
+# --- packs --------------------------------------------------------------------------------
+
+_PACK_COLUMNS: Final = """
+    p.user_pack_id, p.pack_name, p.duration_type, p.buy_datetime, p.node_list,
+    ledger_remaining(p.duration_type, p.granted, p.charged, p.open_starts, %(at)s)
+        AS remaining,
+    ledger_status(p.duration_type, p.granted, p.charged, p.open_starts,
+                  p.activity_end_time, %(at)s) AS status"""
+
+# Sort keys of the pack list: expressions over the columns of `_PACK_COLUMNS`.
+# Statuses and duration types sort in the data dictionary's order, not alphabetically.
+PACK_SORT: Final[dict[str, str]] = {
+    "user_pack_id": "user_pack_id",
+    "pack_name": "pack_name",
+    "status": ("CASE status WHEN 'status.free' THEN 0 WHEN 'status.training' THEN 1 ELSE 2 END"),
+    "duration_type": "CASE duration_type WHEN 'type.timing' THEN 0 ELSE 1 END",
+    "remaining": "remaining",
+    "buy_datetime": "buy_datetime",
+}
+PACK_DEFAULT_ORDER: Final[tuple[tuple[str, bool], ...]] = (("buy_datetime", True),)
+_PACK_TIE_BREAKER: Final = "user_pack_id"
+
+_OWNER_SCOPE: Final = "p.user_id = %(user_id)s"
+_EVERY_OWNER: Final = "true"
+
+
+def _order_by(sort: dict[str, str], order: Order, default: Order, tie_breaker: str) -> str:
+    chosen = list(order) or list(default)
+    terms = [f"{sort[key]} {'DESC' if descending else 'ASC'}" for key, descending in chosen]
+    if tie_breaker not in (key for key, _ in chosen):
+        # Same direction as the first key, so that the default order reads one index.
+        terms.append(f"{sort[tie_breaker]} {'DESC' if chosen[0][1] else 'ASC'}")
+    return ", ".join(terms)
+
+
+def _pack_matching(
+    every_owner: bool, by_duration_type: bool, by_status: bool, only_free: bool
+) -> str:
+    """CTE `matching`: the caller's packs that pass the filters, with their values at `at`."""
+    where = [_EVERY_OWNER if every_owner else _OWNER_SCOPE]
+    if by_duration_type:
+        where.append("p.duration_type = %(duration_type)s")
+    status_where = ["true"]
+    if by_status:
+        status_where.append("status = %(status)s")
+    if only_free:
+        status_where.append("status = 'status.free'")
+    # NOT MATERIALIZED: the planner may read an index in LIMIT order and skip unused columns.
+    return f"""
+WITH scoped AS NOT MATERIALIZED (
+    SELECT {_PACK_COLUMNS}
+    FROM packs AS p
+    WHERE {" AND ".join(where)}
+), matching AS NOT MATERIALIZED (
+    SELECT * FROM scoped WHERE {" AND ".join(status_where)}
+)"""
+
+
+@lru_cache(maxsize=512)
+def _pack_list(
+    every_owner: bool,
+    by_duration_type: bool,
+    by_status: bool,
+    only_free: bool,
+    order: tuple[tuple[str, bool], ...],
+) -> str:
+    matching = _pack_matching(every_owner, by_duration_type, by_status, only_free)
+    order_by = _order_by(PACK_SORT, order, PACK_DEFAULT_ORDER, _PACK_TIE_BREAKER)
+    # The count is an uncorrelated scalar subquery: evaluated once, in the page's snapshot.
+    return f"""{matching}
+SELECT (SELECT count(*) FROM matching) AS total,
+       user_pack_id, pack_name, duration_type, buy_datetime, node_list, remaining, status
+FROM matching
+ORDER BY {order_by}
+LIMIT %(limit)s OFFSET %(offset)s
+"""
+
+
+def pack_list(
+    *,
+    every_owner: bool,
+    by_duration_type: bool,
+    by_status: bool,
+    only_free: bool,
+    order: Order,
+) -> str:
+    """One page of packs with the number of matching packs in every row.
+
+    Rows: (total, user_pack_id, pack_name, duration_type, buy_datetime, node_list,
+    remaining, status). Parameters: at, user_id (unless every_owner), duration_type,
+    status (when filtered), limit, offset. An empty result says nothing about the total:
+    run `pack_count` with the same flags.
+    """
+    return _pack_list(every_owner, by_duration_type, by_status, only_free, tuple(order))
+
+
+@lru_cache(maxsize=16)
+def pack_count(
+    *, every_owner: bool, by_duration_type: bool, by_status: bool, only_free: bool
+) -> str:
+    """How many packs match: for a page past the end, where `pack_list` returns no row."""
+    matching = _pack_matching(every_owner, by_duration_type, by_status, only_free)
+    return f"{matching}\nSELECT count(*) FROM matching\n"
+
+
+_PACK_DETAIL_TEMPLATE: Final = f"""
+SELECT {_PACK_COLUMNS}
+FROM packs AS p
+WHERE p.user_pack_id = %(user_pack_id)s AND {{scope}}
+"""
+PACK_DETAIL: Final = _PACK_DETAIL_TEMPLATE.format(scope=_OWNER_SCOPE)
+PACK_DETAIL_ANY_OWNER: Final = _PACK_DETAIL_TEMPLATE.format(scope=_EVERY_OWNER)
+"""Rows: (user_pack_id, pack_name, duration_type, buy_datetime, node_list, remaining, status)."""
+
+# --- usage records ------------------------------------------------------------------------
+
+_RECORD_COLUMNS: Final = """
+    u.log_id, u.user_pack_id, u.train_id, u.train_name, u.user_name, u.start_time,
+    u.end_time, ledger_session_seconds(u.start_time, u.end_time, %(at)s) AS seconds"""
+
+# Sort keys of the usage-record list. A running session has no end: it sorts after every
+# ended one in ascending order (PostgreSQL's NULLS LAST for ASC, NULLS FIRST for DESC).
+RECORD_SORT: Final[dict[str, str]] = {
+    "log_id": "log_id",
+    "train_name": "train_name",
+    "user_name": "user_name",
+    "seconds": "seconds",
+    "start_time": "start_time",
+    "end_time": "end_time",
+}
+RECORD_DEFAULT_ORDER: Final[tuple[tuple[str, bool], ...]] = (("start_time", True),)
+_RECORD_TIE_BREAKER: Final = "log_id"
+
+_RECORD_OWNER_SCOPE: Final = "u.owner_user_id = %(user_id)s"
+
+
+@lru_cache(maxsize=512)
+def _record_list(every_owner: bool, by_pack: bool, order: tuple[tuple[str, bool], ...]) -> str:
+    where = [_EVERY_OWNER if every_owner else _RECORD_OWNER_SCOPE]
+    if by_pack:
+        where.append("u.user_pack_id = %(user_pack_id)s")
+    order_by = _order_by(RECORD_SORT, order, RECORD_DEFAULT_ORDER, _RECORD_TIE_BREAKER)
+    return f"""
+WITH matching AS NOT MATERIALIZED (
+    SELECT {_RECORD_COLUMNS}
+    FROM usage_records AS u
+    WHERE {" AND ".join(where)}
+)
+SELECT (SELECT count(*) FROM matching) AS total,
+       log_id, user_pack_id, train_id, train_name, user_name, start_time, end_time, seconds
+FROM matching
+ORDER BY {order_by}
+LIMIT %(limit)s OFFSET %(offset)s
+"""
+
+
+def record_list(*, every_owner: bool, by_pack: bool, order: Order) -> str:
+    """One page of usage records with the number of matching records in every row.
+
+    Rows: (total, log_id, user_pack_id, train_id, train_name, user_name, start_time,
+    end_time, seconds). Parameters: at, user_id (unless every_owner), user_pack_id (when
+    by_pack), limit, offset. An empty result says nothing about the total: run
+    `record_count`.
+    """
+    return _record_list(every_owner, by_pack, tuple(order))
+
+
+@lru_cache(maxsize=4)
+def record_count(*, every_owner: bool, by_pack: bool) -> str:
+    where = [_EVERY_OWNER if every_owner else _RECORD_OWNER_SCOPE]
+    if by_pack:
+        where.append("u.user_pack_id = %(user_pack_id)s")
+    return f"SELECT count(*) FROM usage_records AS u WHERE {' AND '.join(where)}\n"
+
+
+_RECORD_DETAIL_TEMPLATE: Final = """
+SELECT u.train_id, u.train_name, u.user_id, u.user_name, u.start_time, u.end_time,
+       ledger_session_seconds(u.start_time, u.end_time, %(at)s) AS seconds,
+       p.user_pack_id, p.pack_name, p.node_list,
+       ledger_remaining(p.duration_type, p.granted, p.charged, p.open_starts, %(at)s)
+           AS remaining
+FROM usage_records AS u
+JOIN packs AS p ON p.user_pack_id = u.user_pack_id
+WHERE u.log_id = %(log_id)s AND {scope}
+"""
+RECORD_DETAIL: Final = _RECORD_DETAIL_TEMPLATE.format(scope=_RECORD_OWNER_SCOPE)
+RECORD_DETAIL_ANY_OWNER: Final = _RECORD_DETAIL_TEMPLATE.format(scope=_EVERY_OWNER)
+"""Rows: (train_id, train_name, user_id, user_name, start_time, end_time, seconds,
+user_pack_id, pack_name, node_list, remaining)."""
+
+# --- health -------------------------------------------------------------------------------
+
+READY: Final = """
+SELECT to_regclass('packs') IS NOT NULL AND to_regclass('usage_records') IS NOT NULL
+"""
+"""One row, one boolean: the read models exist (the database is migrated)."""
