@@ -76,6 +76,9 @@ EntityId = Annotated[
 Count = Annotated[int, BeforeValidator(_not_bool)]
 """An integer that is not a JSON boolean."""
 
+NonNegative = Annotated[int, Field(ge=0), BeforeValidator(_not_bool)]
+"""An integer >= 0 that is not a JSON boolean."""
+
 EventTime = Annotated[
     AwareDatetime,
     BeforeValidator(_rfc3339_text),

@@ -7,7 +7,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from events.ids import Count, EntityId, EventTime
+from events.ids import Count, EntityId, EventTime, NonNegative
 
 
 class _Data(BaseModel):
@@ -29,9 +29,9 @@ class Node(_Data):
     nodeId: EntityId
     nodeName: str = Field(max_length=255)
     nodeType: NodeType
-    cpuCount: Count = Field(ge=0)
-    gpuCount: Count = Field(ge=0)
-    memorySize: Count = Field(ge=0)
+    cpuCount: NonNegative
+    gpuCount: NonNegative
+    memorySize: NonNegative
 
 
 class PackPurchased(_Data):
@@ -57,7 +57,7 @@ class PackPurchased(_Data):
     userName: str | None = Field(default=None, max_length=255)
     packName: str = Field(min_length=1, max_length=255)
     packDurationType: DurationType
-    durationSeconds: Count | None = Field(default=None, ge=0)
+    durationSeconds: NonNegative | None = None
     activityEndTime: EventTime | None = None
     buyDatetime: EventTime | None = None
     nodeList: list[Node]
