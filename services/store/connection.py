@@ -22,6 +22,7 @@ def configure_json(conn: Conn) -> None:
 
 
 async def connect(url: str, *, application_name: str = "ledger") -> Conn:
-    conn = await AsyncConnection.connect(url, application_name=application_name)
+    """An autocommit connection: every unit of work is an explicit `conn.transaction()`."""
+    conn = await AsyncConnection.connect(url, application_name=application_name, autocommit=True)
     configure_json(conn)
     return conn

@@ -1,0 +1,107 @@
+"""`ledger consume`: the FastStream application wiring the broker to the ledger.
+
+The subscriber only converts records and calls the sink; everything else lives in
+`ingest` (the transaction), `offsets` (seek on assignment) and `notices` (exhaustion).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiokafka.errors import KafkaError
+from faststream import FastStream
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.middlewares import AckPolicy
+
+from services.consumer.backoff import Backoff
+from services.consumer.notices import ExhaustionNotifier
+from services.consumer.offsets import SeekToStoredOffsets
+from services.consumer.records import SourceRecord
+from services.consumer.sink import LedgerSink
+from services.consumer.topics import ensure_topics
+from services.settings import Settings
+
+log = logging.getLogger("ledger.consumer")
+
+
+async def _no_decoding(message: Any) -> None:
+    # The handler reads the raw records; skip FastStream's JSON decoding of each body.
+    return None
+
+
+def build_app(settings: Settings) -> FastStream:
+    # FastStream logs every batch at INFO; keep that for debugging only.
+    broker = KafkaBroker(
+        settings.kafka_bootstrap_servers, client_id="ledger-consume", log_level=logging.DEBUG
+    )
+    sink = LedgerSink(settings.psycopg_url, settings.consumer_group)
+    notifier = ExhaustionNotifier(settings, broker)
+    listener = SeekToStoredOffsets(sink, settings.events_topic)
+    subscriber = broker.subscriber(
+        settings.events_topic,
+        group_id=settings.consumer_group,
+        batch=True,
+        max_records=settings.batch_max_records,
+        batch_timeout_ms=100,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.MANUAL,
+        listener=listener,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        decoder=_no_decoding,
+    )
+    listener.bind(lambda: subscriber.consumer)
+    backoff = Backoff()
+
+    @subscriber
+    async def on_batch(msg: KafkaMessage) -> None:
+        raw = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        records = [SourceRecord(r.topic, r.partition, r.offset, r.key, r.value) for r in raw]
+        try:
+            outcome = await sink.commit_batch(records)
+        except Exception:
+            # Not an outage (the sink waits those out): a bug or a state the database
+            # refuses. Nothing was committed; rewind to the batch and back off, so the
+            # records are neither lost nor retried in a hot loop.
+            log.exception("batch of %d records failed; rewinding and backing off", len(records))
+            await msg.nack()
+            await backoff.wait()
+            return
+        backoff.reset()
+        for refused in outcome.refused:
+            log.warning(
+                "refused %s/%d@%d: %s",
+                refused.kafka_topic,
+                refused.kafka_partition,
+                refused.kafka_offset,
+                refused.reason,
+            )
+            await broker.publish(
+                refused.value,
+                topic=settings.dlq_topic,
+                key=refused.key,
+                headers={
+                    "ledger-refusal-reason": refused.reason,
+                    "ledger-source-topic": refused.kafka_topic,
+                    "ledger-source-partition": str(refused.kafka_partition),
+                    "ledger-source-offset": str(refused.kafka_offset),
+                },
+            )
+        try:  # informational only: the database holds the offsets that count
+            await msg.ack()
+        except KafkaError as error:
+            log.debug("kafka offset commit skipped: %s", error)
+
+    async def create_topics() -> None:
+        await ensure_topics(
+            settings.kafka_bootstrap_servers,
+            [settings.events_topic, settings.dlq_topic, settings.out_topic],
+        )
+
+    app = FastStream(broker)
+    app.on_startup(create_topics)
+    app.after_startup(notifier.start)
+    app.on_shutdown(notifier.stop)
+    app.after_shutdown(sink.close)
+    return app

@@ -1,0 +1,50 @@
+"""Seek to the offsets stored in the database whenever partitions are assigned.
+
+Kafka's own committed offsets are only informational (they show lag to Kafka tools):
+the database commits the offsets together with the writes, so they are the truth.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+
+from services.consumer.sink import LedgerSink
+
+log = logging.getLogger("ledger.consumer")
+
+
+class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, sink: LedgerSink, topic: str) -> None:
+        self._sink = sink
+        self._topic = topic
+        self._consumer: Callable[[], Any] | None = None
+        self.assigned: set[TopicPartition] = set()
+
+    def bind(self, consumer: Callable[[], Any]) -> None:
+        """`consumer()` gives the subscriber's AIOKafkaConsumer once it has started."""
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        # Nothing is in flight: every batch is committed before the next poll.
+        self.assigned -= set(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        assert self._consumer is not None, "bind() the listener to its subscriber first"
+        consumer = self._consumer()
+        stored = await self._sink.stored_offsets(self._topic)
+        for tp in assigned:
+            offset = stored.get((tp.topic, tp.partition))
+            if offset is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, offset)
+        self.assigned |= set(assigned)
+        log.info(
+            "assigned %s; resuming from stored offsets %s",
+            sorted(f"{tp.topic}/{tp.partition}" for tp in assigned),
+            {f"{t}/{p}": o for (t, p), o in stored.items()},
+        )
