@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     publish = sub.add_parser("publish", help="publish events from a JSON-lines file")
     publish.add_argument("file", help="JSON lines, one event per line ('-' for stdin)")
+    publish.add_argument(
+        "--check", action="store_true", help="validate every line only; publish nothing"
+    )
     publish.set_defaults(handler=_publish)
 
     api = sub.add_parser("api", help="serve the read-only HTTP API")
