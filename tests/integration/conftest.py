@@ -1,0 +1,52 @@
+"""Fixtures of the integration tests: a migrated database and a consumer process."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from services.store.migrate import migrate
+from tests.support.consumer_process import ConsumerProcess
+
+
+@pytest.fixture
+def ledger_database(fresh_database: str) -> str:
+    migrate(fresh_database)
+    return fresh_database
+
+
+@pytest.fixture
+def consumer_factory(
+    kafka_bootstrap: str, ledger_database: str, unique_topic: str, tmp_path: Path
+) -> Iterator[Callable[[], ConsumerProcess]]:
+    """Makes `ledger consume` processes on the test's topic, database and group."""
+    group = f"ledger-test-{uuid.uuid4().hex[:8]}"
+    made: list[ConsumerProcess] = []
+
+    def make() -> ConsumerProcess:
+        process = ConsumerProcess(
+            bootstrap=kafka_bootstrap,
+            database_url=ledger_database,
+            topic=unique_topic,
+            group=group,
+            log=tmp_path / f"consumer-{len(made)}.log",
+        )
+        made.append(process)
+        return process
+
+    yield make
+    for process in made:
+        process.stop()
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
