@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import FastAPI
@@ -38,12 +39,31 @@ def display_zone(settings: Settings) -> ZoneInfo:
         ) from None
 
 
-def create_app(settings: Settings, *, pool_min: int = 2, pool_max: int = 10) -> FastAPI:
-    """Build the app; raises ConfigurationError (before any connection) when a key is missing."""
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    pool_min: int = 2,
+    pool_max: int = 10,
+    pool_timeout: float = 3.0,
+    clock: Callable[[], datetime] = utc_now,
+) -> FastAPI:
+    """Build the app; raises ConfigurationError (before any connection) when a key is missing.
+
+    `pool_timeout`: seconds a request waits for a database connection before it is
+    answered `General.RpcServerError`. `clock`: the instant each request is answered as
+    of (one reading per request).
+    """
     ctx = ApiContext(
-        db=Database(settings.psycopg_url, min_size=pool_min, max_size=pool_max),
+        db=Database(
+            settings.psycopg_url, min_size=pool_min, max_size=pool_max, timeout=pool_timeout
+        ),
         verifier=token_verifier(settings),
         zone=display_zone(settings),
+        clock=clock,
     )
 
     @asynccontextmanager

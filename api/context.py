@@ -1,8 +1,10 @@
-"""What the routes share: the database, the token verifier, the display time zone."""
+"""What the routes share: the database, the token verifier, the display time zone, the clock."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from api.auth import TokenVerifier
@@ -14,3 +16,4 @@ class ApiContext:
     db: Database
     verifier: TokenVerifier
     zone: ZoneInfo
+    clock: Callable[[], datetime]  # the instant a request is answered as of

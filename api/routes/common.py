@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
 
 SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"tokenHeader": []}]
-
-
-def now() -> datetime:
-    """The instant a request is answered as of: one per request."""
-    return datetime.now(UTC)
 
 
 def documented(request_model: type[BaseModel]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from api.models import (
     UserPackListAnswer,
     UserPackListRequest,
 )
-from api.routes.common import ANSWER_DESCRIPTION, documented, now
+from api.routes.common import ANSWER_DESCRIPTION, documented
 from api.validation import parse_body
 
 
@@ -34,7 +34,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
     async def get_user_pack_list(request: Request) -> Response:
         caller = ctx.verifier.caller(request.headers)
         query = params.pack_list(parse_body(await request.body()))
-        return success(await reads.pack_list(ctx.db, caller, query, now(), ctx.zone))
+        return success(await reads.pack_list(ctx.db, caller, query, ctx.clock(), ctx.zone))
 
     @router.post(
         "/getUserPackDetail",
@@ -47,6 +47,6 @@ def build_router(ctx: ApiContext) -> APIRouter:
     async def get_user_pack_detail(request: Request) -> Response:
         caller = ctx.verifier.caller(request.headers)
         user_pack_id = params.pack_detail(parse_body(await request.body()))
-        return success(await reads.pack_detail(ctx.db, caller, user_pack_id, now(), ctx.zone))
+        return success(await reads.pack_detail(ctx.db, caller, user_pack_id, ctx.clock(), ctx.zone))
 
     return router

@@ -16,7 +16,7 @@ from api.models import (
     TrainPackLogListAnswer,
     TrainPackLogListRequest,
 )
-from api.routes.common import ANSWER_DESCRIPTION, documented, now
+from api.routes.common import ANSWER_DESCRIPTION, documented
 from api.validation import parse_body
 
 
@@ -34,7 +34,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
     async def get_train_pack_log_list(request: Request) -> Response:
         caller = ctx.verifier.caller(request.headers)
         query = params.record_list(parse_body(await request.body()))
-        return success(await reads.record_list(ctx.db, caller, query, now(), ctx.zone))
+        return success(await reads.record_list(ctx.db, caller, query, ctx.clock(), ctx.zone))
 
     @router.post(
         "/getTrainPackLogDetail",
@@ -47,6 +47,6 @@ def build_router(ctx: ApiContext) -> APIRouter:
     async def get_train_pack_log_detail(request: Request) -> Response:
         caller = ctx.verifier.caller(request.headers)
         log_id = params.record_detail(parse_body(await request.body()))
-        return success(await reads.record_detail(ctx.db, caller, log_id, now(), ctx.zone))
+        return success(await reads.record_detail(ctx.db, caller, log_id, ctx.clock(), ctx.zone))
 
     return router

@@ -1,0 +1,113 @@
+"""Fixtures of the API tests: a migrated database per test, the app, a client, tokens.
+
+The session migrates one database of its own (a migration takes about a second) and
+every test starts with its read models emptied. The server is LEDGER_DATABASE_URL when
+set, else the development server on 127.0.0.1:55433.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime
+
+import httpx
+import psycopg
+import pytest
+from fastapi import FastAPI
+from psycopg import sql
+
+from api.app import create_app
+from services.settings import Settings
+from services.store.migrate import migrate
+from tests.api.support import SECRET, FixedClock, with_database
+
+DEVELOPMENT_SERVER = "postgresql://postgres@127.0.0.1:55433/ledger"
+
+
+@pytest.fixture(scope="session")
+def api_server_url() -> str:
+    url = os.environ.get("LEDGER_DATABASE_URL") or DEVELOPMENT_SERVER
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@pytest.fixture(scope="session")
+def api_database(api_server_url: str) -> Iterator[str]:
+    """A database migrated once for the session's API tests, dropped at the end."""
+    name = f"api_tests_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(api_server_url, autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        url = with_database(api_server_url, name)
+        migrate(url)
+        yield url
+    finally:
+        with psycopg.connect(api_server_url, autocommit=True) as connection:
+            connection.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture
+def db_url(api_database: str) -> str:
+    """The session's database with empty read models: each test starts from nothing."""
+    with psycopg.connect(api_database, autocommit=True) as connection:
+        connection.execute("DELETE FROM usage_records")
+        connection.execute("DELETE FROM packs")
+    return api_database
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[psycopg.Connection]:
+    """A connection for inserting test rows (autocommit)."""
+    with psycopg.connect(db_url, autocommit=True) as connection:
+        yield connection
+
+
+def settings_for(db_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": db_url,
+        "jwt_secret": SECRET,
+        "jwt_public_key_file": None,
+        "timezone": "Asia/Shanghai",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    """The app's clock; tests move it to read values as of chosen instants."""
+    return FixedClock()
+
+
+@pytest.fixture
+def make_app(db_url: str, clock: FixedClock) -> Callable[..., FastAPI]:
+    def build(**overrides: object) -> FastAPI:
+        return create_app(settings_for(db_url, **overrides), clock=clock)
+
+    return build
+
+
+@pytest.fixture
+def app(make_app: Callable[..., FastAPI]) -> FastAPI:
+    return make_app()
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the app, its lifespan (the pool) running."""
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://ledger.test"
+        ) as http,
+    ):
+        yield http
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    if isinstance(val, datetime):
+        return val.isoformat()
+    return None
