@@ -166,7 +166,7 @@ def _note_exhaustion_before(state: PackState, at: datetime) -> None:
     instant = rules.exhaustion_instant(
         state.granted - state.charged, state.open_starts, state.last_time
     )
-    if instant <= at:
+    if instant is not None and instant <= at:
         state.exhausted_since = instant
 
 

@@ -61,12 +61,18 @@ def charge_for(length: int, granted: int, charged: int) -> int:
     return min(length, max(0, granted - charged))
 
 
-def exhaustion_instant(budget: int, open_starts: list[datetime], not_before: datetime) -> datetime:
+LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+def exhaustion_instant(
+    budget: int, open_starts: list[datetime], not_before: datetime
+) -> datetime | None:
     """The first instant >= `not_before` at which the open sessions have used `budget` seconds.
 
     Each session counts whole elapsed seconds, so the answer is the earliest instant at
     which the sum of floored elapsed seconds reaches the budget (exact to the microsecond,
-    by bisection on a non-decreasing step function).
+    by bisection on a non-decreasing step function). None when that instant lies beyond
+    the last one a `datetime` can hold (a grant of thousands of years): never, in effect.
     """
     if budget <= 0 or not open_starts:
         return not_before
@@ -77,7 +83,12 @@ def exhaustion_instant(budget: int, open_starts: list[datetime], not_before: dat
     if used(not_before) >= budget:
         return not_before
     low = not_before  # used(low) < budget
-    high = max(not_before, max(open_starts)) + SECOND * (budget + 1)
+    try:
+        high = max(not_before, max(open_starts)) + SECOND * (budget + 1)
+    except OverflowError:
+        high = LATEST
+        if used(high) < budget:
+            return None
     resolution = timedelta(microseconds=1)
     while high - low > resolution:
         middle = low + (high - low) / 2

@@ -28,10 +28,10 @@ def to_snapshot(state: PackState) -> dict[str, Any]:
         "lastPosition": state.last_position,
         "exhaustedSince": _time(state.exhausted_since),
         "eventCount": state.event_count,
-        "audit": {
-            "conflictingPurchases": state.audit.conflicting_purchases,
-            "duplicateStarts": state.audit.duplicate_starts,
-            "orphanStops": state.audit.orphan_stops,
+        "audit": {  # copies: the document must not change as the state moves on
+            "conflictingPurchases": list(state.audit.conflicting_purchases),
+            "duplicateStarts": list(state.audit.duplicate_starts),
+            "orphanStops": list(state.audit.orphan_stops),
         },
     }
 
