@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 from aiokafka.errors import KafkaError
 
-from events.parse import Refusal, parse_event
-from events.publisher import EventPublisher
+from events.parse import Refusal
+from events.publisher import EventPublisher, check_value
 from services.settings import get_settings
 
 CHUNK = 10_000
@@ -48,7 +48,7 @@ def check_lines(lines: Iterable[bytes]) -> Checked:
         line = line.strip()
         if not line:
             continue
-        result = parse_event(line)
+        result = check_value(line)
         if isinstance(result, Refusal):
             checked.problems.append((number, result.reason))
             continue

@@ -15,6 +15,7 @@ from events.publisher import (
     EventPublisher,
     InvalidEvent,
     build_event,
+    check_value,
     encode,
     publish_events,
     validate,
@@ -194,3 +195,35 @@ async def test_start_failure_leaves_nothing_open() -> None:
         await publisher.start()
     assert publisher._producer is None
     await publisher.stop()  # harmless
+
+
+def test_nul_characters_are_refused_like_the_consumer_does() -> None:
+    from services.consumer.ingest import sort_out
+    from services.consumer.records import SourceRecord
+
+    event = base(STARTED)
+    event["data"]["trainName"] = "bad\x00name"
+    with pytest.raises(InvalidEvent) as caught:
+        encode(event)
+    value = json.dumps(event).encode()
+    assert b"\\u0000" in value
+    assert check_value(value) == Refusal(caught.value.reason)
+    accepted, refused = sort_out(
+        [
+            SourceRecord("pack-events", 0, 0, b"1001", value),
+            SourceRecord("pack-events", 0, 1, b"1001", json.dumps(base(STARTED)).encode()),
+        ]
+    )
+    assert [r.reason for r in refused] == [caught.value.reason]
+    assert len(accepted) == 1
+
+
+@pytest.mark.parametrize("case", refused_cases()[::5], ids=lambda c: c.label)
+def test_check_value_agrees_with_the_consumer(case: Any) -> None:
+    from services.consumer.ingest import sort_out
+    from services.consumer.records import SourceRecord
+
+    _, refused = sort_out([SourceRecord("pack-events", 0, 0, None, case.value)])
+    result = check_value(case.value) if case.value is not None else parse_event(None)
+    assert isinstance(result, Refusal)
+    assert [r.reason for r in refused] == [result.reason]
