@@ -8,6 +8,7 @@ from typing import Any, LiteralString
 
 import orjson
 import psycopg
+import psycopg_pool
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
@@ -24,7 +25,7 @@ async def _configure(connection: psycopg.AsyncConnection[Any]) -> None:
 
 
 class Database:
-    """A pool opened by the app's lifespan; queries return plain tuples."""
+    """Queries on a pool that the app's lifespan opens (a new pool each time) and closes."""
 
     def __init__(
         self,
@@ -34,42 +35,66 @@ class Database:
         max_size: int = 10,
         timeout: float = 3.0,
     ) -> None:
-        self.pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
-            conninfo,
-            min_size=min_size,
-            max_size=max_size,
-            timeout=timeout,  # waiting for a connection longer than this is RpcServerError
+        self.conninfo = conninfo
+        self.min_size = min_size
+        self.max_size = max_size
+        self.timeout = timeout  # waiting longer than this for a connection: RpcServerError
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+
+    @property
+    def pool(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
+        if self._pool is None:
+            raise psycopg_pool.PoolClosed("the API's connection pool is not open")
+        return self._pool
+
+    async def open(self) -> None:
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+            self.conninfo,
+            min_size=self.min_size,
+            max_size=self.max_size,
+            timeout=self.timeout,
             open=False,
             configure=_configure,
             kwargs={
                 "autocommit": True,
                 "application_name": "ledger-api",
                 "options": _SESSION_OPTIONS,
-                "connect_timeout": max(1, int(timeout)),
+                "connect_timeout": max(1, int(self.timeout)),
             },
             name="ledger-api",
         )
-
-    async def open(self) -> None:
         # Do not wait: the API starts while the database is down and answers RpcServerError.
-        await self.pool.open(wait=False)
+        await pool.open(wait=False)
+        self._pool = pool
 
     async def close(self) -> None:
-        await self.pool.close()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
 
     async def fetch_all(self, query: LiteralString, params: Mapping[str, Any]) -> list[Row]:
-        for attempt in (1, 2):
-            async with self.pool.connection() as connection:
-                try:
-                    cursor = await connection.execute(query, params)
-                    return await cursor.fetchall()
-                except psycopg.OperationalError:
-                    # A connection broken under us (server restart): one more, fresh one.
-                    if attempt == 1 and connection.broken:
-                        log.warning("database connection broken; retrying the read once")
-                        continue
-                    raise
-        raise AssertionError("unreachable")
+        rows = await self._fetch_all(query, params)
+        if rows is None:
+            # The connection was lost under us (a server restart?): drop every dead idle
+            # connection, then read once more on a sound or a new one.
+            log.warning("database connection broken; checking the pool, reading again")
+            await self.pool.check()
+            rows = await self._fetch_all(query, params, retry=False)
+        assert rows is not None
+        return rows
+
+    async def _fetch_all(
+        self, query: LiteralString, params: Mapping[str, Any], *, retry: bool = True
+    ) -> list[Row] | None:
+        """The rows; None when the connection broke and `retry` allows another try."""
+        async with self.pool.connection() as connection:
+            try:
+                cursor = await connection.execute(query, params)
+                return await cursor.fetchall()
+            except psycopg.OperationalError:
+                if retry and connection.broken:
+                    return None
+                raise
 
     async def fetch_one(self, query: LiteralString, params: Mapping[str, Any]) -> Row | None:
         rows = await self.fetch_all(query, params)

@@ -14,7 +14,7 @@ import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
-SECRET = "test-secret-for-the-ledger-api-0123456789"
+SECRET = "test-secret-for-the-ledger-api-" + "0123456789abcdef" * 2
 SHANGHAI = timedelta(hours=8)
 
 PACK_LIST = "/api/userPack/getUserPackList"
