@@ -349,6 +349,11 @@ def refused_cases() -> list[Case]:
             "nodeType.master",
         ),
         bad(
+            "bad nodeType of the first node",
+            _change(PURCHASED, data__nodeList__0__nodeType="master"),
+            "data.nodeList.0.nodeType: ",
+        ),
+        bad(
             "missing nodeType",
             _drop(PURCHASED, "data__nodeList__0__nodeType"),
             "data.nodeList.0.nodeType: Field required",
