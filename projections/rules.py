@@ -61,7 +61,8 @@ def charge_for(length: int, granted: int, charged: int) -> int:
     return min(length, max(0, granted - charged))
 
 
-LATEST = datetime.max.replace(tzinfo=UTC)
+UNIT = 1_000_000  # microseconds in a second
+MICROSECOND = timedelta(microseconds=1)
 
 
 def exhaustion_instant(
@@ -69,34 +70,44 @@ def exhaustion_instant(
 ) -> datetime | None:
     """The first instant >= `not_before` at which the open sessions have used `budget` seconds.
 
-    Each session counts whole elapsed seconds, so the answer is the earliest instant at
-    which the sum of floored elapsed seconds reaches the budget (exact to the microsecond,
-    by bisection on a non-decreasing step function). None when that instant lies beyond
-    the last one a `datetime` can hold (a grant of thousands of years): never, in effect.
+    Each session counts whole elapsed seconds, so `used(t)` = sum of floor(t - start) is a
+    non-decreasing step function. Since floor(x) lies in (x - 1, x], the answer lies within
+    one second after T0 = (budget + sum of starts) / n, and it is T0 itself or the first
+    step of some session after T0: at most n + 2 candidates, checked exactly in integer
+    microseconds. None when the instant lies beyond the last one a `datetime` can hold
+    (a grant of thousands of years): never, in effect.
     """
     if budget <= 0 or not open_starts:
         return not_before
-
-    def used(at: datetime) -> int:
-        return sum(elapsed_seconds(start, at) for start in open_starts)
-
-    if used(not_before) >= budget:
-        return not_before
-    low = not_before  # used(low) < budget
-    try:
-        high = max(not_before, max(open_starts)) + SECOND * (budget + 1)
-    except OverflowError:
-        high = LATEST
-        if used(high) < budget:
+    if len(open_starts) == 1:  # the common case: floor(t - start) >= budget
+        try:
+            return max(not_before, open_starts[0] + SECOND * budget)
+        except OverflowError:
             return None
-    resolution = timedelta(microseconds=1)
-    while high - low > resolution:
-        middle = low + (high - low) / 2
-        if used(middle) >= budget:
-            high = middle
-        else:
-            low = middle
-    return high
+    if sum(elapsed_seconds(start, not_before) for start in open_starts) >= budget:
+        return not_before
+    epoch = min(open_starts)
+    # Starts as whole microseconds after the earliest one; the clamp at 0 never applies
+    # after `not_before`, which no start follows in fold order (max() keeps it safe).
+    starts = [(start - epoch) // MICROSECOND for start in open_starts]
+    floor_us = max(max(starts), (not_before - epoch) // MICROSECOND)
+    count = len(starts)
+
+    def used(at_us: int) -> int:
+        return sum(max(0, (at_us - start) // UNIT) for start in starts)
+
+    lower = max(floor_us, -(-(budget * UNIT + sum(starts)) // count))
+    candidates = {lower, lower + UNIT}
+    for start in starts:
+        steps = -(-(lower - start) // UNIT)  # the first step of this session at or after lower
+        candidates.add(start + steps * UNIT)
+    for at_us in sorted(candidates):
+        if used(at_us) >= budget:
+            try:
+                return max(not_before, epoch + at_us * MICROSECOND)
+            except OverflowError:
+                return None
+    raise AssertionError("unreachable: used(lower + 1 s) >= budget")
 
 
 def derived_id(*parts: object) -> int:

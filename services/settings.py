@@ -78,5 +78,5 @@ def get_settings() -> Settings:
     """The settings, read once per process."""
     env_file = local_env_file()
     if env_file.is_file():
-        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file)
     return Settings()

@@ -36,12 +36,13 @@ class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         assert self._consumer is not None, "bind() the listener to its subscriber first"
         consumer = self._consumer()
         stored = await self._sink.stored_offsets(self._topic)
+        unknown = [tp for tp in assigned if (tp.topic, tp.partition) not in stored]
+        # A concrete offset, not seek_to_beginning(): that one resets lazily and may
+        # rewind again after the first batch was already fetched.
+        beginnings = await consumer.beginning_offsets(unknown) if unknown else {}
         for tp in assigned:
-            offset = stored.get((tp.topic, tp.partition))
-            if offset is None:
-                await consumer.seek_to_beginning(tp)
-            else:
-                consumer.seek(tp, offset)
+            offset = stored.get((tp.topic, tp.partition), beginnings.get(tp))
+            consumer.seek(tp, offset)
         self.assigned |= set(assigned)
         log.info(
             "assigned %s; resuming from stored offsets %s",

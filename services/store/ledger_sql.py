@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.store.connection import Conn
+from services.store.copy_text import rows_text
 
 CREATE_STAGING = """
 CREATE TEMPORARY TABLE IF NOT EXISTS ledger_staging (
@@ -106,30 +107,29 @@ class RefusedRecord:
     reason: str
 
 
-async def append_events(
-    conn: Conn, events: Sequence[StagedEvent]
-) -> dict[str, int]:
+async def append_events(conn: Conn, events: Sequence[StagedEvent]) -> dict[str, int]:
     """Append new events in the given order; return {event_id: position} of the new ones."""
     if not events:
         return {}
+    text = rows_text(
+        (
+            ord_,
+            event.event_id,
+            event.user_pack_id,
+            event.event_type,
+            event.event_time,
+            event.source,
+            event.envelope,
+            event.kafka_topic,
+            event.kafka_partition,
+            event.kafka_offset,
+        )
+        for ord_, event in enumerate(events)
+    )
     async with conn.cursor() as cur:
         await cur.execute(CREATE_STAGING)
         async with cur.copy(COPY_STAGING) as copy:
-            for ord_, event in enumerate(events):
-                await copy.write_row(
-                    (
-                        ord_,
-                        event.event_id,
-                        event.user_pack_id,
-                        event.event_type,
-                        event.event_time,
-                        event.source,
-                        event.envelope,
-                        event.kafka_topic,
-                        event.kafka_partition,
-                        event.kafka_offset,
-                    )
-                )
+            await copy.write(text)
         await cur.execute(APPEND_FROM_STAGING)
         rows = await cur.fetchall()
     return {str(event_id): int(position) for position, event_id in rows}
@@ -144,9 +144,7 @@ async def load_pack_entries(
         return [(int(r[0]), int(r[1]), r[2]) for r in await cur.fetchall()]
 
 
-async def record_refusals(
-    conn: Conn, refusals: Sequence[RefusedRecord]
-) -> None:
+async def record_refusals(conn: Conn, refusals: Sequence[RefusedRecord]) -> None:
     if not refusals:
         return
     async with conn.cursor() as cur:
@@ -159,9 +157,7 @@ async def record_refusals(
         )
 
 
-async def lock_partitions(
-    conn: Conn, group: str, partitions: Sequence[tuple[str, int]]
-) -> None:
+async def lock_partitions(conn: Conn, group: str, partitions: Sequence[tuple[str, int]]) -> None:
     if not partitions:
         return
     topics = [topic for topic, _ in partitions]
@@ -169,9 +165,7 @@ async def lock_partitions(
     await conn.execute(LOCK_PARTITIONS, (group, topics, numbers))
 
 
-async def store_offsets(
-    conn: Conn, group: str, next_offsets: dict[tuple[str, int], int]
-) -> None:
+async def store_offsets(conn: Conn, group: str, next_offsets: dict[tuple[str, int], int]) -> None:
     if not next_offsets:
         return
     async with conn.cursor() as cur:
@@ -181,9 +175,7 @@ async def store_offsets(
         )
 
 
-async def load_offsets(
-    conn: Conn, group: str, topic: str
-) -> dict[tuple[str, int], int]:
+async def load_offsets(conn: Conn, group: str, topic: str) -> dict[tuple[str, int], int]:
     async with conn.cursor() as cur:
         await cur.execute(LOAD_OFFSETS, (group, topic))
         return {(str(t), int(p)): int(o) for t, p, o in await cur.fetchall()}

@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
 from projections.read_models import PackRow, UsageRow
 from services.store.connection import Conn
+from services.store.copy_text import JsonValue, rows_text
 
 LOCK_SNAPSHOTS = """
 SELECT user_pack_id, snapshot
@@ -95,30 +94,31 @@ async def lock_snapshots(
 async def write_packs(conn: Conn, rows: Sequence[PackRow], suffix: str = "") -> None:
     if not rows:
         return
+    text = rows_text(
+        (
+            row.user_pack_id,
+            row.user_id,
+            row.user_name,
+            row.pack_name,
+            row.duration_type,
+            row.buy_datetime,
+            row.activity_end_time,
+            JsonValue(row.node_list),
+            row.granted,
+            row.charged,
+            row.open_starts,
+            row.open_train_ids,
+            row.exhausts_at,
+            row.exhaustion_notice_id,
+            JsonValue(row.snapshot),
+            row.event_count,
+        )
+        for row in rows
+    )
     async with conn.cursor() as cur:
         await cur.execute(CREATE_PACK_STAGING)
         async with cur.copy(f"COPY packs_staging ({PACK_COLUMNS}) FROM STDIN") as copy:
-            for row in rows:
-                await copy.write_row(
-                    (
-                        row.user_pack_id,
-                        row.user_id,
-                        row.user_name,
-                        row.pack_name,
-                        row.duration_type,
-                        row.buy_datetime,
-                        row.activity_end_time,
-                        Jsonb(row.node_list),
-                        row.granted,
-                        row.charged,
-                        row.open_starts,
-                        row.open_train_ids,
-                        row.exhausts_at,
-                        row.exhaustion_notice_id,
-                        Jsonb(row.snapshot),
-                        row.event_count,
-                    )
-                )
+            await copy.write(text)
         await cur.execute(UPSERT_PACKS.format(suffix=suffix))
 
 
@@ -134,25 +134,26 @@ async def replace_usage(
             await cur.execute(DELETE_PACK_USAGE.format(suffix=suffix), (list(refolded_pack_ids),))
         if not rows:
             return
+        text = rows_text(
+            (
+                row.log_id,
+                row.user_pack_id,
+                row.owner_user_id,
+                row.train_id,
+                row.train_name,
+                row.user_id,
+                row.user_name,
+                row.start_time,
+                row.end_time,
+                row.charged_seconds,
+                row.overrun_seconds,
+                row.stop_reason,
+                row.start_event_id,
+                row.stop_event_id,
+            )
+            for row in rows
+        )
         await cur.execute(CREATE_USAGE_STAGING)
         async with cur.copy(f"COPY usage_staging ({USAGE_COLUMNS}) FROM STDIN") as copy:
-            for row in rows:
-                await copy.write_row(
-                    (
-                        row.log_id,
-                        row.user_pack_id,
-                        row.owner_user_id,
-                        row.train_id,
-                        row.train_name,
-                        row.user_id,
-                        row.user_name,
-                        row.start_time,
-                        row.end_time,
-                        row.charged_seconds,
-                        row.overrun_seconds,
-                        row.stop_reason,
-                        row.start_event_id,
-                        row.stop_event_id,
-                    )
-                )
+            await copy.write(text)
         await cur.execute(UPSERT_USAGE.format(suffix=suffix))

@@ -77,7 +77,7 @@ async def test_stream_with_poison_records_is_projected_exactly(
     raw = query(ledger_database, "SELECT record_value FROM refused_records ORDER BY kafka_offset")
     assert [bytes(r[0]) for r in raw] == POISON
 
-    dlq = await read_all(kafka_bootstrap, f"{unique_topic}.dlq")
+    dlq = await read_all(kafka_bootstrap, f"{unique_topic}.dlq", 30, expect=len(POISON))
     assert sorted(r.value for r in dlq) == sorted(POISON)
     headers = {k: v.decode() for k, v in dlq[0].headers}
     assert headers["ledger-source-topic"] == unique_topic
@@ -128,7 +128,7 @@ async def test_exhaustion_is_announced_once_within_a_second_or_two(
     assert exhausted == now + timedelta(seconds=3, milliseconds=1)
     assert published - exhausted < timedelta(seconds=2)
 
-    notices = await read_all(kafka_bootstrap, f"{unique_topic}.out")
+    notices = await read_all(kafka_bootstrap, f"{unique_topic}.out", 3)
     assert len(notices) == 1
     body = json.loads(notices[0].value)
     assert body["type"] == "infinite.pack.exhausted"

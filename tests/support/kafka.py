@@ -26,8 +26,11 @@ async def produce(bootstrap: str, topic: str, items: list[dict[str, Any] | bytes
         await producer.stop()
 
 
-async def read_all(bootstrap: str, topic: str, wait_seconds: float = 5.0) -> list[Any]:
-    """Every record of `topic` from the beginning (waits up to `wait_seconds` for the first)."""
+async def read_all(
+    bootstrap: str, topic: str, wait_seconds: float = 5.0, expect: int | None = None
+) -> list[Any]:
+    """Records of `topic` from the beginning: until `expect` of them arrived, else all that
+    arrive within `wait_seconds`."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
     )
@@ -39,7 +42,7 @@ async def read_all(bootstrap: str, topic: str, wait_seconds: float = 5.0) -> lis
             batch = await consumer.getmany(timeout_ms=500)
             for items in batch.values():
                 records.extend(items)
-            if records and not batch:
+            if expect is not None and len(records) >= expect:
                 break
     finally:
         await consumer.stop()

@@ -1,0 +1,350 @@
+"""Consumer benchmark: Kafka -> committed projections, against raw aiokafka, and delay.
+
+    uv run python benchmarks/consumer_bench.py [--events 500000] [--packs 20000]
+
+1. Publishes `--events` realistic events (purchases, top-ups, trainings starting and
+   stopping on `--packs` packs; ~1% late, ~1% redelivered) to a fresh 4-partition topic.
+2. Raw rate: a bare aiokafka consumer reads the whole topic (no processing).
+3. Ledger rate: `ledger consume` (a real child process) on a fresh database, timed from
+   its first committed batch to the moment every offset is committed.
+4. Delay: publishes at half the ledger rate for `--delay-seconds`, and measures for each
+   event the time from publish to its offset being committed with the projections
+   (p50/p99), polling the stored offsets every 10 ms.
+
+Needs the services of `ledger infra up` (or KAFKA_BOOTSTRAP_SERVERS / LEDGER_DATABASE_URL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from services.settings import get_settings
+from services.store.migrate import migrate
+
+PARTITIONS = 4
+
+
+def make_events(total: int, packs: int, seed: int = 1) -> list[tuple[bytes, bytes]]:
+    rng = random.Random(seed)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    clock = {p: base + timedelta(seconds=p) for p in range(1, packs + 1)}
+    open_trains: dict[int, list[int]] = {p: [] for p in range(1, packs + 1)}
+    out: list[tuple[bytes, bytes]] = []
+    next_train = 1
+
+    def emit(pack: int, type_: str, data: dict[str, Any]) -> None:
+        clock[pack] += timedelta(
+            seconds=rng.randint(1, 120), microseconds=rng.randint(0, 10**6 - 1)
+        )
+        event = {
+            "specversion": "1.0",
+            "id": uuid.UUID(int=rng.getrandbits(128)).hex,
+            "source": "bench/scheduler",
+            "type": type_,
+            "time": clock[pack].isoformat(),
+            "data": {"userPackId": pack, **data},
+        }
+        out.append((str(pack).encode(), json.dumps(event, separators=(",", ":")).encode()))
+
+    for pack in range(1, packs + 1):
+        emit(
+            pack,
+            "infinite.pack.purchased",
+            {
+                "userId": 1000 + pack % 5000,
+                "userName": "bench",
+                "packName": f"pack {pack}",
+                "packDurationType": "type.timing",
+                "durationSeconds": rng.randint(3600, 36000),
+                "nodeList": [
+                    {
+                        "nodeId": pack,
+                        "nodeName": "gpu",
+                        "nodeType": "nodeType.master",
+                        "cpuCount": 8,
+                        "gpuCount": 2,
+                        "memorySize": 64,
+                    }
+                ],
+            },
+        )
+    while len(out) < total:
+        pack = rng.randint(1, packs)
+        roll = rng.random()
+        if roll < 0.05:
+            emit(pack, "infinite.pack.adjusted", {"deltaSeconds": 600, "reason": "top-up"})
+        elif roll < 0.5 or not open_trains[pack]:
+            next_train += 1
+            open_trains[pack].append(next_train)
+            emit(
+                pack,
+                "infinite.training.started",
+                {"trainId": next_train, "trainName": "job", "userId": 7, "userName": "bench"},
+            )
+        else:
+            train = open_trains[pack].pop(0)
+            emit(pack, "infinite.training.stopped", {"trainId": train, "reason": "completed"})
+    out = out[:total]
+    for i in range(packs, len(out) - 1):  # ~1% late arrivals, ~1% redeliveries
+        if rng.random() < 0.01:
+            out[i], out[i + 1] = out[i + 1], out[i]
+    for i in rng.sample(range(len(out)), len(out) // 100):
+        out[i] = out[i - 1] if i else out[i]
+    return out
+
+
+async def create_topic(bootstrap: str, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    finally:
+        await admin.close()
+
+
+async def publish(bootstrap: str, topic: str, events: list[tuple[bytes, bytes]]) -> float:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20, acks=1
+    )
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        pending = []
+        for key, value in events:
+            pending.append(await producer.send(topic, value, key=key))
+            if len(pending) >= 20000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def raw_consume_rate(bootstrap: str, topic: str, total: int) -> float:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=f"raw-{uuid.uuid4().hex[:6]}",
+        max_partition_fetch_bytes=8 << 20,
+    )
+    await consumer.start()
+    seen = 0
+    try:
+        started = None
+        while seen < total:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            if started is None and batch:
+                started = time.perf_counter()
+            seen += sum(len(v) for v in batch.values())
+        assert started is not None
+        return seen / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+def committed(url: str, group: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE consumer_group = %s",
+            (group,),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+
+def start_consumer(
+    bootstrap: str, url: str, topic: str, group: str, log: Path
+) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "LEDGER_DATABASE_URL": url,
+        "LEDGER_EVENTS_TOPIC": topic,
+        "LEDGER_CONSUMER_GROUP": group,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "consume"],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def ledger_rate(url: str, group: str, total: int) -> tuple[float, float]:
+    """(events/s from first commit to last, seconds in all) while the consumer catches up."""
+    started = time.perf_counter()
+    first = None
+    first_count = 0
+    while True:
+        count = committed(url, group)
+        if first is None and count > 0:
+            first, first_count = time.perf_counter(), count
+        if count >= total:
+            end = time.perf_counter()
+            break
+        time.sleep(0.05)
+    assert first is not None
+    rate = (total - first_count) / (end - first) if end > first else float("inf")
+    return rate, end - started
+
+
+async def measure_delay(
+    bootstrap: str,
+    url: str,
+    topic: str,
+    group: str,
+    rate: float,
+    seconds: float,
+    events: list[tuple[bytes, bytes]],
+) -> list[float]:
+    """Publish at `rate`/s; per event, publish -> committed delay in seconds."""
+    stored: list[tuple[float, dict[int, int]]] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            while not stop.is_set():
+                rows = conn.execute(
+                    "SELECT kafka_partition, next_offset FROM consumer_offsets "
+                    "WHERE consumer_group = %s AND kafka_topic = %s",
+                    (group, topic),
+                ).fetchall()
+                stored.append((time.perf_counter(), {int(p): int(o) for p, o in rows}))
+                time.sleep(0.01)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
+    await producer.start()
+    sent: list[tuple[float, Any]] = []
+    count = int(rate * seconds)
+    tick = 0.01
+    per_tick = max(1, int(rate * tick))
+    began = time.perf_counter()
+    for i in range(0, count, per_tick):
+        for key, value in events[i : i + per_tick]:
+            sent.append((time.perf_counter(), await producer.send(topic, value, key=key)))
+        target = began + (i + per_tick) / rate
+        await asyncio.sleep(max(0.0, target - time.perf_counter()))
+    metas = [(at, await future) for at, future in sent]
+    await producer.stop()
+    deadline = time.perf_counter() + 30
+    while time.perf_counter() < deadline:
+        if stored and all(stored[-1][1].get(m.partition, 0) > m.offset for _, m in metas[-50:]):
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    poller.join()
+    delays = []
+    index = 0
+    for at, meta in sorted(metas, key=lambda x: x[0]):
+        while index < len(stored) and stored[index][1].get(meta.partition, 0) <= meta.offset:
+            index += 1
+        j = index
+        while j < len(stored) and stored[j][1].get(meta.partition, 0) <= meta.offset:
+            j += 1
+        if j < len(stored):
+            delays.append(stored[j][0] - at)
+    return delays
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=500_000)
+    parser.add_argument("--packs", type=int, default=20_000)
+    parser.add_argument("--delay-seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    settings = get_settings()
+    bootstrap = settings.kafka_bootstrap_servers
+    run = uuid.uuid4().hex[:8]
+    topic, group = f"bench-{run}", f"bench-{run}"
+
+    print(f"generating {args.events:,} events on {args.packs:,} packs ...", flush=True)
+    events = make_events(args.events, args.packs)
+    await create_topic(bootstrap, topic)
+    took = await publish(bootstrap, topic, events)
+    print(f"published in {took:.1f}s ({args.events / took:,.0f}/s)", flush=True)
+
+    raw = await raw_consume_rate(bootstrap, topic, args.events)
+    print(f"raw aiokafka consume: {raw:,.0f} events/s", flush=True)
+
+    admin_url = settings.psycopg_url
+    database = f"bench_{run}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    url = admin_url.rsplit("/", 1)[0] + f"/{database}"
+    migrate(url)
+    log = Path(tempfile.gettempdir()) / f"bench-consumer-{run}.log"
+    consumer = start_consumer(bootstrap, url, topic, group, log)
+    try:
+        rate, total_s = ledger_rate(url, group, args.events)
+        print(
+            f"ledger consume: {rate:,.0f} events/s committed to projections "
+            f"({total_s:.1f}s in all, incl. start-up)",
+            flush=True,
+        )
+        with psycopg.connect(url, autocommit=True) as conn:
+            counts = conn.execute(
+                "SELECT (SELECT count(*) FROM ledger_events),"
+                " (SELECT count(*) FROM packs),"
+                " (SELECT count(*) FROM usage_records)"
+            ).fetchone()
+        print(
+            f"ledger: {counts[0]:,} events, {counts[1]:,} packs, {counts[2]:,} usage records"
+            if counts
+            else "",
+            flush=True,
+        )
+
+        half = rate / 2
+        more = make_events(int(half * args.delay_seconds) + args.packs, args.packs, seed=2)[
+            args.packs :
+        ]
+        more = [(k, v.replace(b'"id":"', b'"id":"d', 1)) for k, v in more]
+        delays = await measure_delay(bootstrap, url, topic, group, half, args.delay_seconds, more)
+        delays.sort()
+        p50 = statistics.median(delays)
+        p99 = delays[int(len(delays) * 0.99) - 1]
+        print(
+            f"delay at {half:,.0f} events/s over {len(delays):,} events: "
+            f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms",
+            flush=True,
+        )
+    finally:
+        consumer.terminate()
+        consumer.wait(timeout=30)
+    print()
+    print("| measure | value |")
+    print("|---|---|")
+    print(f"| raw aiokafka consume | {raw:,.0f} events/s |")
+    print(f"| ledger consume (Kafka -> committed projections) | {rate:,.0f} events/s |")
+    print(f"| ratio ledger / raw | {rate / raw:.2f} |")
+    print(
+        f"| delay p50 / p99 at {half:,.0f} events/s | {p50 * 1000:.0f} ms / {p99 * 1000:.0f} ms |"
+    )
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
