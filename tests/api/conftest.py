@@ -7,7 +7,6 @@ set, else the development server on 127.0.0.1:55433.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
@@ -19,17 +18,13 @@ from fastapi import FastAPI
 from psycopg import sql
 
 from api.app import create_app
-from services.settings import Settings
 from services.store.migrate import migrate
-from tests.api.support import SECRET, FixedClock, with_database
-
-DEVELOPMENT_SERVER = "postgresql://postgres@127.0.0.1:55433/ledger"
+from tests.api.support import FixedClock, server_url, settings_for, with_database
 
 
 @pytest.fixture(scope="session")
 def api_server_url() -> str:
-    url = os.environ.get("LEDGER_DATABASE_URL") or DEVELOPMENT_SERVER
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+    return server_url()
 
 
 @pytest.fixture(scope="session")
@@ -63,17 +58,6 @@ def db(db_url: str) -> Iterator[psycopg.Connection]:
     """A connection for inserting test rows (autocommit)."""
     with psycopg.connect(db_url, autocommit=True) as connection:
         yield connection
-
-
-def settings_for(db_url: str, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "database_url": db_url,
-        "jwt_secret": SECRET,
-        "jwt_public_key_file": None,
-        "timezone": "Asia/Shanghai",
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,8 @@ import jwt
 import orjson
 import psycopg
 from psycopg.types.json import Jsonb
+
+from services.settings import Settings
 
 SECRET = "test-secret-for-the-ledger-api-" + "0123456789abcdef" * 2
 SHANGHAI = timedelta(hours=8)
@@ -29,6 +32,26 @@ VALID_BODY: dict[str, dict[str, Any]] = {
     LOG_LIST: {"order": [], "pageNum": 1, "pageSize": 10},
     LOG_DETAIL: {"logId": 1},
 }
+
+
+DEVELOPMENT_SERVER = "postgresql://postgres@127.0.0.1:55433/ledger"
+
+
+def server_url() -> str:
+    """The PostgreSQL server of the API tests: LEDGER_DATABASE_URL, else the development one."""
+    url = os.environ.get("LEDGER_DATABASE_URL") or DEVELOPMENT_SERVER
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def settings_for(db_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": db_url,
+        "jwt_secret": SECRET,
+        "jwt_public_key_file": None,
+        "timezone": "Asia/Shanghai",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
 
 
 def with_database(server_url: str, name: str) -> str:

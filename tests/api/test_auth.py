@@ -17,7 +17,6 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from api.auth import ConfigurationError
-from tests.api.conftest import settings_for
 from tests.api.support import (
     ENDPOINTS,
     PACK_DETAIL,
@@ -28,6 +27,7 @@ from tests.api.support import (
     call,
     insert_pack,
     ok,
+    settings_for,
     token,
 )
 

@@ -14,7 +14,6 @@ from fastapi import FastAPI
 from api import reads
 from api.app import create_app
 from api.db import Database
-from tests.api.conftest import settings_for
 from tests.api.support import (
     ENDPOINTS,
     PACK_DETAIL,
@@ -25,6 +24,7 @@ from tests.api.support import (
     call,
     insert_pack,
     ok,
+    settings_for,
 )
 
 USER = 51
