@@ -57,12 +57,17 @@ def create_app(
     answered `General.RpcServerError`. `clock`: the instant each request is answered as
     of (one reading per request).
     """
+    zone = display_zone(settings)
     ctx = ApiContext(
         db=Database(
-            settings.psycopg_url, min_size=pool_min, max_size=pool_max, timeout=pool_timeout
+            settings.psycopg_url,
+            min_size=pool_min,
+            max_size=pool_max,
+            timeout=pool_timeout,
+            timezone=zone.key,
         ),
         verifier=token_verifier(settings),
-        zone=display_zone(settings),
+        zone=zone,
         clock=clock,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,9 +50,20 @@ def bearer_token(headers: Mapping[str, str]) -> str | None:
 
 
 class TokenVerifier:
-    """Verifies tokens; refuses to exist without a key, so the API cannot start without one."""
+    """Verifies tokens; refuses to exist without a key, so the API cannot start without one.
 
-    def __init__(self, *, secret: str | None = None, public_key: str | None = None) -> None:
+    A verified token is remembered (up to `cache_size` of them) with its caller and its
+    `exp`: a client sends the same token with every request, and checking a signature
+    costs more than answering a detail. A remembered token is still refused once expired.
+    """
+
+    def __init__(
+        self,
+        *,
+        secret: str | None = None,
+        public_key: str | None = None,
+        cache_size: int = 10_000,
+    ) -> None:
         if not secret and not public_key:
             raise ConfigurationError(
                 "no JWT key: set LEDGER_JWT_SECRET (HS256) or LEDGER_JWT_PUBLIC_KEY_FILE (RS256)"
@@ -61,6 +73,8 @@ class TokenVerifier:
             self._keys["HS256"] = secret
         if public_key:
             self._keys["RS256"] = _rsa_public_key(public_key)
+        self._cache_size = cache_size
+        self._verified: dict[str, tuple[Caller, float]] = {}  # token -> (caller, exp)
 
     @property
     def algorithms(self) -> list[str]:
@@ -73,17 +87,31 @@ class TokenVerifier:
         return self.verify(token)
 
     def verify(self, token: str) -> Caller:
+        known = self._verified.get(token)
+        if known is not None:
+            caller, expires = known
+            if expires > time.time():
+                return caller
+            del self._verified[token]
+            raise ApiError(Code.TOKEN_EXPIRED)
+        claims = self._decode(token)
+        caller = _caller(claims)
+        if len(self._verified) >= self._cache_size:
+            self._verified.pop(next(iter(self._verified)))  # the oldest entry
+        self._verified[token] = (caller, float(claims["exp"]))
+        return caller
+
+    def _decode(self, token: str) -> dict[str, Any]:
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")
             if not isinstance(algorithm, str) or algorithm not in self._keys:
                 raise ApiError(Code.TOKEN_INVALID)
             key = self._keys[algorithm]
-            claims = jwt.decode(token, key, algorithms=[algorithm], options=_OPTIONS)
+            return jwt.decode(token, key, algorithms=[algorithm], options=_OPTIONS)
         except jwt.ExpiredSignatureError:  # a subclass of InvalidTokenError: first
             raise ApiError(Code.TOKEN_EXPIRED) from None
         except jwt.InvalidTokenError:
             raise ApiError(Code.TOKEN_INVALID) from None
-        return _caller(claims)
 
 
 def _rsa_public_key(pem: str) -> RSAPublicKey:

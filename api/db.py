@@ -16,8 +16,9 @@ log = logging.getLogger(__name__)
 
 Row = tuple[Any, ...]
 
-# Every session is read-only (the API never writes) and bounded in time.
-_SESSION_OPTIONS = "-c default_transaction_read_only=on -c statement_timeout=5000 -c TimeZone=UTC"
+# Every session is read-only (the API never writes) and bounded in time; it answers
+# times in the display zone (the values do not depend on it, only their tzinfo does).
+_SESSION_OPTIONS = "-c default_transaction_read_only=on -c statement_timeout=5000"
 
 
 async def _configure(connection: psycopg.AsyncConnection[Any]) -> None:
@@ -34,8 +35,10 @@ class Database:
         min_size: int = 2,
         max_size: int = 10,
         timeout: float = 3.0,
+        timezone: str = "UTC",
     ) -> None:
         self.conninfo = conninfo
+        self.options = f"{_SESSION_OPTIONS} -c TimeZone={timezone}"
         self.min_size = min_size
         self.max_size = max_size
         self.timeout = timeout  # waiting longer than this for a connection: RpcServerError
@@ -58,7 +61,7 @@ class Database:
             kwargs={
                 "autocommit": True,
                 "application_name": "ledger-api",
-                "options": _SESSION_OPTIONS,
+                "options": self.options,
                 "connect_timeout": max(1, int(self.timeout)),
             },
             name="ledger-api",

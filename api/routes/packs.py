@@ -16,12 +16,11 @@ from api.models import (
     UserPackListAnswer,
     UserPackListRequest,
 )
-from api.routes.common import ANSWER_DESCRIPTION, documented
-from api.validation import parse_body
+from api.routes.common import ANSWER_DESCRIPTION, DirectRoute, documented, json_body
 
 
 def build_router(ctx: ApiContext) -> APIRouter:
-    router = APIRouter(prefix="/api/userPack", tags=["资源管理"])
+    router = APIRouter(prefix="/api/userPack", tags=["资源管理"], route_class=DirectRoute)
 
     @router.post(
         "/getUserPackList",
@@ -33,7 +32,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
     )
     async def get_user_pack_list(request: Request) -> Response:
         caller = ctx.verifier.caller(request.headers)
-        query = params.pack_list(parse_body(await request.body()))
+        query = params.pack_list(await json_body(request))
         return success(await reads.pack_list(ctx.db, caller, query, ctx.clock(), ctx.zone))
 
     @router.post(
@@ -46,7 +45,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
     )
     async def get_user_pack_detail(request: Request) -> Response:
         caller = ctx.verifier.caller(request.headers)
-        user_pack_id = params.pack_detail(parse_body(await request.body()))
+        user_pack_id = params.pack_detail(await json_body(request))
         return success(await reads.pack_detail(ctx.db, caller, user_pack_id, ctx.clock(), ctx.zone))
 
     return router

@@ -16,12 +16,11 @@ from api.models import (
     TrainPackLogListAnswer,
     TrainPackLogListRequest,
 )
-from api.routes.common import ANSWER_DESCRIPTION, documented
-from api.validation import parse_body
+from api.routes.common import ANSWER_DESCRIPTION, DirectRoute, documented, json_body
 
 
 def build_router(ctx: ApiContext) -> APIRouter:
-    router = APIRouter(prefix="/api/pack", tags=["资源管理"])
+    router = APIRouter(prefix="/api/pack", tags=["资源管理"], route_class=DirectRoute)
 
     @router.post(
         "/getTrainPackLogList",
@@ -33,7 +32,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
     )
     async def get_train_pack_log_list(request: Request) -> Response:
         caller = ctx.verifier.caller(request.headers)
-        query = params.record_list(parse_body(await request.body()))
+        query = params.record_list(await json_body(request))
         return success(await reads.record_list(ctx.db, caller, query, ctx.clock(), ctx.zone))
 
     @router.post(
@@ -46,7 +45,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
     )
     async def get_train_pack_log_detail(request: Request) -> Response:
         caller = ctx.verifier.caller(request.headers)
-        log_id = params.record_detail(parse_body(await request.body()))
+        log_id = params.record_detail(await json_body(request))
         return success(await reads.record_detail(ctx.db, caller, log_id, ctx.clock(), ctx.zone))
 
     return router

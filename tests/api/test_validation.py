@@ -273,3 +273,15 @@ def test_documented_spellings_are_the_accepted_ones() -> None:
 async def test_validation_comes_after_authentication(client: httpx.AsyncClient, path: str) -> None:
     answer = await call(client, path, b"{not json")
     assert answer["code"] == "General.Unauthorized"
+
+
+async def test_an_oversized_body_is_refused_unread(client: httpx.AsyncClient) -> None:
+    from api.routes.common import MAX_BODY_BYTES
+
+    body = b'{"pad": "' + b"x" * MAX_BODY_BYTES + b'"}'
+    answer = await call(client, PACK_LIST, body, bearer(USER))
+    assert answer == {
+        "code": "General.ParameterInvalid",
+        "data": {"ruleViolated": {"body": ["max"]}},
+        "msg": "request params[body] max.",
+    }
