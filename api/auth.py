@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +63,7 @@ class TokenVerifier:
         secret: str | None = None,
         public_key: str | None = None,
         cache_size: int = 10_000,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if not secret and not public_key:
             raise ConfigurationError(
@@ -74,6 +75,7 @@ class TokenVerifier:
         if public_key:
             self._keys["RS256"] = _rsa_public_key(public_key)
         self._cache_size = cache_size
+        self._wall_clock = wall_clock
         self._verified: dict[str, tuple[Caller, float]] = {}  # token -> (caller, exp)
 
     @property
@@ -90,7 +92,7 @@ class TokenVerifier:
         known = self._verified.get(token)
         if known is not None:
             caller, expires = known
-            if expires > time.time():
+            if expires > self._wall_clock():
                 return caller
             del self._verified[token]
             raise ApiError(Code.TOKEN_EXPIRED)
