@@ -42,9 +42,10 @@ from services.store.migrate import migrate
 PARTITIONS = 4
 
 
-def make_events(total: int, packs: int, seed: int = 1) -> list[tuple[bytes, bytes]]:
+def make_events(
+    total: int, packs: int, seed: int = 1, base: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+) -> list[tuple[bytes, bytes]]:
     rng = random.Random(seed)
-    base = datetime(2026, 1, 1, tzinfo=UTC)
     clock = {p: base + timedelta(seconds=p) for p in range(1, packs + 1)}
     open_trains: dict[int, list[int]] = {p: [] for p in range(1, packs + 1)}
     out: list[tuple[bytes, bytes]] = []
@@ -317,7 +318,9 @@ async def main() -> None:
         )
 
         half = rate / 2
-        more = make_events(int(half * args.delay_seconds) + args.packs, args.packs, seed=2)[
+        # Later in event time than everything so far: no late events in this phase.
+        later = datetime(2027, 1, 1, tzinfo=UTC)
+        more = make_events(int(half * args.delay_seconds) + args.packs, args.packs, 2, later)[
             args.packs :
         ]
         more = [(k, v.replace(b'"id":"', b'"id":"d', 1)) for k, v in more]
@@ -342,8 +345,9 @@ async def main() -> None:
     print(
         f"| delay p50 / p99 at {half:,.0f} events/s | {p50 * 1000:.0f} ms / {p99 * 1000:.0f} ms |"
     )
+    print(f"consumer log: {log}")
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}"')
 
 
 if __name__ == "__main__":

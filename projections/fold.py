@@ -82,6 +82,7 @@ def _apply_purchase(state: PackState, entry: LedgerEntry) -> None:
     event = entry.event
     assert isinstance(event, PurchasedEvent)
     state.event_count += 1
+    state.due_known = False
     if state.purchase is not None:
         if event.id != state.purchase.event_id:
             state.audit.conflicting_purchases.append(event.id)
@@ -115,6 +116,7 @@ def _apply_in_order(state: PackState, entry: LedgerEntry, changes: Changes) -> N
     state.last_time = at
     state.last_position = entry.position
     state.event_count += 1
+    state.due_known = False
 
 
 def _start(state: PackState, event: StartedEvent, changes: Changes) -> None:
@@ -162,10 +164,7 @@ def _note_exhaustion_before(state: PackState, at: datetime) -> None:
     """If the open sessions ran the pack out before this event, the exhaustion began then."""
     if state.exhausted_since is not None or not state.open_sessions or not _is_timing(state):
         return
-    assert state.last_time is not None  # open sessions imply an applied start
-    instant = rules.exhaustion_instant(
-        state.granted - state.charged, state.open_starts, state.last_time
-    )
+    instant = exhausts_at(state)
     if instant is not None and instant <= at:
         state.exhausted_since = instant
 
@@ -203,11 +202,18 @@ def status_at(state: PackState, now: datetime) -> str:
 
 def exhausts_at(state: PackState) -> datetime | None:
     """When the open sessions drive (or drove) a timing pack to 0; None if they never will."""
+    if not state.due_known:
+        state.due = _exhaustion(state)
+        state.due_known = True
+    return state.due
+
+
+def _exhaustion(state: PackState) -> datetime | None:
     if not state.open_sessions or not _is_timing(state):
         return None
     if state.exhausted_since is not None:
         return state.exhausted_since
-    assert state.last_time is not None
+    assert state.last_time is not None  # open sessions imply an applied start
     return rules.exhaustion_instant(
         state.granted - state.charged, state.open_starts, state.last_time
     )

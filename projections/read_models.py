@@ -50,6 +50,39 @@ class UsageRow:
     stop_event_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class PackDynamics:
+    """The columns of a pack's read model that its events after the purchase change."""
+
+    user_pack_id: int
+    granted: int
+    charged: int
+    open_starts: list[datetime]
+    open_train_ids: list[int]
+    exhausts_at: datetime | None
+    exhaustion_notice_id: str | None
+    snapshot: dict[str, Any]
+    event_count: int
+
+
+def pack_dynamics(state: PackState) -> PackDynamics:
+    """What to update for a pack whose purchase columns are already stored."""
+    exhaustion = exhausts_at(state)
+    return PackDynamics(
+        user_pack_id=state.user_pack_id,
+        granted=state.granted,
+        charged=state.charged,
+        open_starts=state.open_starts,
+        open_train_ids=list(state.open_sessions),
+        exhausts_at=exhaustion,
+        exhaustion_notice_id=(
+            None if exhaustion is None else exhaustion_notice_id(state.user_pack_id, exhaustion)
+        ),
+        snapshot=to_snapshot(state, with_purchase=False),
+        event_count=state.event_count,
+    )
+
+
 def pack_row(state: PackState) -> PackRow:
     purchase = state.purchase
     if purchase is None:
@@ -72,7 +105,7 @@ def pack_row(state: PackState) -> PackRow:
         exhaustion_notice_id=(
             None if exhaustion is None else exhaustion_notice_id(state.user_pack_id, exhaustion)
         ),
-        snapshot=to_snapshot(state),
+        snapshot=to_snapshot(state, with_purchase=False),
         event_count=state.event_count,
     )
 

@@ -6,6 +6,7 @@ usage records. Only open sessions, the counters and the last applied key are kep
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,12 +16,23 @@ from projections.state import Audit, PackState, Purchase, UsageRecord
 VERSION = 1
 
 
-def to_snapshot(state: PackState) -> dict[str, Any]:
+def to_snapshot(state: PackState, *, with_purchase: bool = True) -> dict[str, Any]:
+    """The state as JSON. Without the purchase (which the pack's read model already holds
+    in its columns) only a reference to it is kept: the consumer's hot path."""
     purchase = state.purchase
+    if purchase is not None and not with_purchase:
+        purchase_doc: dict[str, Any] | None = {
+            "eventId": purchase.event_id,
+            "position": purchase.position,
+            "durationSeconds": purchase.duration_seconds,
+            "inColumns": True,
+        }
+    else:
+        purchase_doc = None if purchase is None else _purchase_to_json(purchase)
     return {
         "v": VERSION,
         "userPackId": state.user_pack_id,
-        "purchase": None if purchase is None else _purchase_to_json(purchase),
+        "purchase": purchase_doc,
         "adjustments": state.adjustments,
         "charged": state.charged,
         "open": [_open_to_json(record) for record in state.open_sessions.values()],
@@ -36,12 +48,24 @@ def to_snapshot(state: PackState) -> dict[str, Any]:
     }
 
 
-def from_snapshot(doc: dict[str, Any]) -> PackState:
+def from_snapshot(doc: dict[str, Any], columns: PurchaseColumns | None = None) -> PackState:
+    """The state back from JSON; a snapshot written without its purchase needs the
+    read model's purchase `columns`."""
     if doc.get("v") != VERSION:
         raise ValueError(f"unknown snapshot version {doc.get('v')!r}")
+    purchase_doc = doc["purchase"]
+    purchase: Purchase | None
+    if purchase_doc is None:
+        purchase = None
+    elif purchase_doc.get("inColumns"):
+        if columns is None:
+            raise ValueError("this snapshot keeps its purchase in the read model's columns")
+        purchase = columns.purchase(purchase_doc)
+    else:
+        purchase = _purchase_from_json(purchase_doc)
     state = PackState(
         user_pack_id=int(doc["userPackId"]),
-        purchase=None if doc["purchase"] is None else _purchase_from_json(doc["purchase"]),
+        purchase=purchase,
         adjustments=int(doc["adjustments"]),
         charged=int(doc["charged"]),
         last_time=_parse_time(doc["lastTime"]),
@@ -58,6 +82,33 @@ def from_snapshot(doc: dict[str, Any]) -> PackState:
         record = _open_from_json(item)
         state.open_sessions[record.train_id] = record
     return state
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseColumns:
+    """The purchase as the pack's read model stores it."""
+
+    user_id: int
+    user_name: str | None
+    pack_name: str
+    duration_type: str
+    buy_datetime: datetime
+    activity_end_time: datetime | None
+    node_list: list[dict[str, Any]]
+
+    def purchase(self, ref: dict[str, Any]) -> Purchase:
+        return Purchase(
+            event_id=ref["eventId"],
+            position=int(ref["position"]),
+            user_id=self.user_id,
+            user_name=self.user_name,
+            pack_name=self.pack_name,
+            duration_type=DurationType(self.duration_type),
+            duration_seconds=int(ref["durationSeconds"]),
+            activity_end_time=self.activity_end_time,
+            buy_datetime=self.buy_datetime,
+            nodes=tuple(Node.model_validate(node) for node in self.node_list),
+        )
 
 
 def _time(value: datetime | None) -> str | None:

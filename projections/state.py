@@ -75,6 +75,9 @@ class PackState:
     exhausted_since: datetime | None = None  # set while an exhaustion lasts
     event_count: int = 0
     audit: Audit = field(default_factory=Audit)
+    # Memo of fold.exhausts_at: derived, recomputed after each applied event.
+    due: datetime | None = field(default=None, compare=False, repr=False)
+    due_known: bool = field(default=False, compare=False, repr=False)
 
     @property
     def granted(self) -> int:

@@ -7,6 +7,7 @@ The subscriber only converts records and calls the sink; everything else lives i
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -20,6 +21,7 @@ from services.consumer.notices import ExhaustionNotifier
 from services.consumer.offsets import SeekToStoredOffsets
 from services.consumer.records import SourceRecord
 from services.consumer.sink import LedgerSink
+from services.consumer.stats import ConsumerStats
 from services.consumer.topics import ensure_topics
 from services.settings import Settings
 
@@ -53,11 +55,13 @@ def build_app(settings: Settings) -> FastStream:
     )
     listener.bind(lambda: subscriber.consumer)
     backoff = Backoff()
+    stats = ConsumerStats()
 
     @subscriber
     async def on_batch(msg: KafkaMessage) -> None:
         raw = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
         records = [SourceRecord(r.topic, r.partition, r.offset, r.key, r.value) for r in raw]
+        started = time.perf_counter()
         try:
             outcome = await sink.commit_batch(records)
         except Exception:
@@ -69,6 +73,7 @@ def build_app(settings: Settings) -> FastStream:
             await backoff.wait()
             return
         backoff.reset()
+        stats.add(outcome, time.perf_counter() - started)
         for refused in outcome.refused:
             log.warning(
                 "refused %s/%d@%d: %s",

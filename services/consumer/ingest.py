@@ -18,6 +18,7 @@ from events.parse import Refusal, parse_event
 from projections.state import LedgerEntry
 from services.consumer.projector import project
 from services.consumer.records import SourceRecord, next_offsets
+from services.consumer.state_cache import StateCache
 from services.store import ledger_sql
 from services.store.connection import Conn
 
@@ -86,17 +87,19 @@ def _refusal(record: SourceRecord, reason: str) -> ledger_sql.RefusedRecord:
     )
 
 
-async def ingest(conn: Conn, group: str, records: list[SourceRecord]) -> BatchOutcome:
+async def ingest(
+    conn: Conn, group: str, records: list[SourceRecord], cache: StateCache | None = None
+) -> BatchOutcome:
     """Commit one batch; raises (and commits nothing) when the database fails."""
     accepted, refused = sort_out(records)
     try:
-        return await _commit(conn, group, records, accepted, refused)
+        return await _commit(conn, group, records, accepted, refused, cache)
     except psycopg.DataError:
         # Some value the parser accepted is not storable (e.g. a lone surrogate escape in
         # a string). Find it record by record, refuse it with the database's words, and
         # commit the rest: a bad record never stops the stream.
         accepted, more_refused = await _storable(conn, accepted)
-        return await _commit(conn, group, records, accepted, refused + more_refused)
+        return await _commit(conn, group, records, accepted, refused + more_refused, cache)
 
 
 async def _commit(
@@ -105,6 +108,7 @@ async def _commit(
     records: list[SourceRecord],
     accepted: list[Accepted],
     refused: list[ledger_sql.RefusedRecord],
+    cache: StateCache | None,
 ) -> BatchOutcome:
     outcome = BatchOutcome(received=len(records), refused=refused)
     offsets = next_offsets(records)
@@ -119,11 +123,13 @@ async def _commit(
                 new_entries.append(LedgerEntry(position, item.event))
         outcome.appended = len(new_entries)
         outcome.duplicates = len(accepted) - len(new_entries)
-        projected = await project(conn, new_entries)
+        projected = await project(conn, new_entries, cache)
         outcome.packs_written = projected.packs_written
         outcome.packs_refolded = projected.packs_refolded
         outcome.packs_parked = projected.packs_parked
         await ledger_sql.store_offsets(conn, group, offsets)
+    if cache is not None:  # committed: these states are now the stored ones
+        cache.put(projected.states)
     return outcome
 
 

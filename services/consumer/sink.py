@@ -11,6 +11,7 @@ import psycopg
 
 from services.consumer.ingest import BatchOutcome, ingest
 from services.consumer.records import SourceRecord
+from services.consumer.state_cache import StateCache
 from services.store import ledger_sql
 from services.store.connection import Conn, connect
 
@@ -30,6 +31,7 @@ class LedgerSink:
         self._group = group
         self._max_backoff = max_backoff
         self._conn: Conn | None = None
+        self.cache = StateCache()
         self.outages = 0
 
     async def close(self) -> None:
@@ -38,7 +40,7 @@ class LedgerSink:
             self._conn = None
 
     async def commit_batch(self, records: list[SourceRecord]) -> BatchOutcome:
-        return await self._with_retry(lambda conn: ingest(conn, self._group, records))
+        return await self._with_retry(lambda conn: ingest(conn, self._group, records, self.cache))
 
     async def stored_offsets(self, topic: str) -> dict[tuple[str, int], int]:
         return await self._with_retry(

@@ -7,18 +7,56 @@ batch of thousands of packs costs a handful of round trips.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from projections.read_models import PackRow, UsageRow
+from projections.read_models import PackDynamics, PackRow, UsageRow
+from projections.snapshot import PurchaseColumns, from_snapshot
+from projections.state import PackState
 from services.store.connection import Conn
 from services.store.copy_text import JsonValue, rows_text
 
-LOCK_SNAPSHOTS = """
-SELECT user_pack_id, snapshot
+# Locks the packs a batch touches (in id order: no deadlock between two consumers) and
+# tells their version, so that a state cached in memory is used only while current.
+LOCK_VERSIONS = """
+SELECT user_pack_id, event_count
 FROM packs{suffix}
 WHERE user_pack_id = ANY(%s)
 ORDER BY user_pack_id
 FOR UPDATE
+"""
+
+LOAD_STATES = """
+SELECT user_pack_id, snapshot, user_id, user_name, pack_name, duration_type, buy_datetime,
+       activity_end_time, node_list
+FROM packs{suffix}
+WHERE user_pack_id = ANY(%s)
+"""
+
+DYNAMIC_COLUMNS = (
+    "user_pack_id, granted, charged, open_starts, open_train_ids, exhausts_at, "
+    "exhaustion_notice_id, snapshot, event_count"
+)
+
+CREATE_DYNAMICS_STAGING = """
+CREATE TEMPORARY TABLE IF NOT EXISTS pack_dynamics_staging (
+    user_pack_id bigint, granted bigint, charged bigint, open_starts timestamptz[],
+    open_train_ids bigint[], exhausts_at timestamptz, exhaustion_notice_id text,
+    snapshot jsonb, event_count bigint
+) ON COMMIT DELETE ROWS
+"""
+
+UPDATE_DYNAMICS = """
+UPDATE packs{suffix} AS p SET
+    granted = s.granted,
+    charged = s.charged,
+    open_starts = s.open_starts,
+    open_train_ids = s.open_train_ids,
+    exhausts_at = s.exhausts_at,
+    exhaustion_notice_id = s.exhaustion_notice_id,
+    snapshot = s.snapshot,
+    event_count = s.event_count,
+    updated_at = now()
+FROM pack_dynamics_staging AS s
+WHERE p.user_pack_id = s.user_pack_id
 """
 
 PACK_COLUMNS = (
@@ -80,15 +118,54 @@ ON CONFLICT (log_id) DO UPDATE SET
 """
 
 
-async def lock_snapshots(
+async def lock_versions(
     conn: Conn, user_pack_ids: Sequence[int], suffix: str = ""
-) -> dict[int, dict[str, Any]]:
-    """The snapshots of the given packs that have a read model, locked until commit."""
+) -> dict[int, int]:
+    """{pack: event_count} of the given packs that have a read model, locked until commit."""
     if not user_pack_ids:
         return {}
     async with conn.cursor() as cur:
-        await cur.execute(LOCK_SNAPSHOTS.format(suffix=suffix), (sorted(user_pack_ids),))
-        return {int(pack_id): snapshot for pack_id, snapshot in await cur.fetchall()}
+        await cur.execute(LOCK_VERSIONS.format(suffix=suffix), (sorted(user_pack_ids),))
+        return {int(pack_id): int(count) for pack_id, count in await cur.fetchall()}
+
+
+async def load_states(
+    conn: Conn, user_pack_ids: Sequence[int], suffix: str = ""
+) -> dict[int, PackState]:
+    """The fold states of the given packs, from their snapshots and purchase columns."""
+    if not user_pack_ids:
+        return {}
+    async with conn.cursor() as cur:
+        await cur.execute(LOAD_STATES.format(suffix=suffix), (list(user_pack_ids),))
+        return {
+            int(row[0]): from_snapshot(row[1], PurchaseColumns(*row[2:]))
+            for row in await cur.fetchall()
+        }
+
+
+async def write_pack_dynamics(conn: Conn, rows: Sequence[PackDynamics], suffix: str = "") -> None:
+    """Update the columns that change after the purchase, for packs already stored."""
+    if not rows:
+        return
+    text = rows_text(
+        (
+            row.user_pack_id,
+            row.granted,
+            row.charged,
+            row.open_starts,
+            row.open_train_ids,
+            row.exhausts_at,
+            row.exhaustion_notice_id,
+            JsonValue(row.snapshot),
+            row.event_count,
+        )
+        for row in rows
+    )
+    async with conn.cursor() as cur:
+        await cur.execute(CREATE_DYNAMICS_STAGING)
+        async with cur.copy(f"COPY pack_dynamics_staging ({DYNAMIC_COLUMNS}) FROM STDIN") as copy:
+            await copy.write(text)
+        await cur.execute(UPDATE_DYNAMICS.format(suffix=suffix))
 
 
 async def write_packs(conn: Conn, rows: Sequence[PackRow], suffix: str = "") -> None:

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs what the project needs on a fresh machine (Debian, Python 3.11, Java 17, Maven):
+# uv (pinned) and the locked Python environment. `ledger infra up` later fetches Kafka
+# through Maven and installs PostgreSQL from the OS packages when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+UV_VERSION="0.13.9"
+if ! python3 -m uv --version 2>/dev/null | grep -q "uv ${UV_VERSION}"; then
+    python3 -m pip install --quiet --disable-pip-version-check "uv==${UV_VERSION}"
+fi
+python3 -m uv sync --frozen
