@@ -1,8 +1,8 @@
 """Fixtures of the API tests: a migrated database per test, the app, a client, tokens.
 
-The session migrates one database of its own (a migration takes about a second) and
-every test starts with its read models emptied. The server is LEDGER_DATABASE_URL when
-set, else the development server on 127.0.0.1:55433.
+The session migrates one database of its own on the session's server (the shared
+`database_url` fixture; a migration takes about a second) and every test starts with
+its read models emptied.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from psycopg import sql
 
 from api.app import create_app
 from services.store.migrate import migrate
-from tests.api.support import FixedClock, server_url, settings_for, with_database
+from tests.api.support import FixedClock, settings_for, with_database
 
 
 @pytest.fixture(scope="session")
-def api_server_url() -> str:
-    return server_url()
+def api_server_url(database_url: str) -> str:
+    """The session's PostgreSQL server (tests/conftest.py: environment, local, container)."""
+    return database_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 @pytest.fixture(scope="session")

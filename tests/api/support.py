@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -32,15 +31,6 @@ VALID_BODY: dict[str, dict[str, Any]] = {
     LOG_LIST: {"order": [], "pageNum": 1, "pageSize": 10},
     LOG_DETAIL: {"logId": 1},
 }
-
-
-DEVELOPMENT_SERVER = "postgresql://postgres@127.0.0.1:55433/ledger"
-
-
-def server_url() -> str:
-    """The PostgreSQL server of the API tests: LEDGER_DATABASE_URL, else the development one."""
-    url = os.environ.get("LEDGER_DATABASE_URL") or DEVELOPMENT_SERVER
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def settings_for(db_url: str, **overrides: object) -> Settings:

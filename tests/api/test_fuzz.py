@@ -4,14 +4,14 @@ Requests are generated from the published request shapes (valid and, in the cove
 phase, invalid ones); answers must never be a server error, must match the published
 answer shapes and always be the `{code, data, msg}` envelope.
 
-The schema is loaded from the app at import time (`@schema.parametrize()` needs it
-then), before the module's database exists: the lifespan that loading starts is shut
-down at once, and the first fuzzed call starts it again, on the seeded database.
+`@schema.parametrize()` needs the schema when the module is imported, before any
+fixture: it is loaded from an app built the same way but without a database (its
+lifespan, which loading starts, is shut down at once); every fuzzed call goes to the
+module's app (`case.call(app=...)`), on the session's database with data.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,8 +20,8 @@ import orjson
 import psycopg
 import pytest
 import schemathesis
+from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
-from psycopg import sql
 from schemathesis.checks import not_a_server_error
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import (
@@ -31,61 +31,45 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import create_app
-from services.store.migrate import migrate
-from tests.api.support import (
-    FixedClock,
-    bearer,
-    insert_pack,
-    insert_record,
-    server_url,
-    settings_for,
-    with_database,
-)
+from tests.api.support import FixedClock, bearer, insert_pack, insert_record, settings_for
 
 USER = 1
-DATABASE = f"api_fuzz_{uuid.uuid4().hex[:12]}"
-app = create_app(settings_for(with_database(server_url(), DATABASE)), clock=FixedClock())
-schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+NOWHERE = "postgresql://nobody@127.0.0.1:1/nothing"  # refused at once, never reached
+
+schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(settings_for(NOWHERE)))
 asgi.shutdown_lifespans()
 SEEN: defaultdict[str, set[str]] = defaultdict(set)  # path -> codes answered
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fuzzed_database() -> Iterator[None]:
-    """The app's database, with data of USER (ids 1-5) so that small fuzzed ids find some."""
-    server = server_url()
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-    url = with_database(server, DATABASE)
-    try:
-        migrate(url)
-        now = datetime.now(UTC)
-        with psycopg.connect(url, autocommit=True) as db:
-            for pack in range(1, 6):
-                start = now - timedelta(minutes=pack)
-                running = pack % 2 == 1
-                insert_pack(db, user_pack_id=pack, user_id=USER, open_starts=[start] * running)
-                insert_record(
-                    db,
-                    log_id=pack,
-                    user_pack_id=pack,
-                    owner_user_id=USER,
-                    start_time=start,
-                    end_time=None if running else now,
-                )
-        yield
-    finally:
-        asgi.shutdown_lifespans()
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE))
+@pytest.fixture(scope="module")
+def fuzzed_app(api_database: str) -> Iterator[FastAPI]:
+    """The app over data of USER (ids 1-5), so that small fuzzed ids find some."""
+    now = datetime.now(UTC)
+    with psycopg.connect(api_database, autocommit=True) as db:
+        db.execute("DELETE FROM usage_records")
+        db.execute("DELETE FROM packs")
+        for pack in range(1, 6):
+            start = now - timedelta(minutes=pack)
+            running = pack % 2 == 1
+            insert_pack(db, user_pack_id=pack, user_id=USER, open_starts=[start] * running)
+            insert_record(
+                db,
+                log_id=pack,
+                user_pack_id=pack,
+                owner_user_id=USER,
+                start_time=start,
+                end_time=None if running else now,
             )
+    yield create_app(settings_for(api_database), clock=FixedClock())
+    asgi.shutdown_lifespans()
 
 
 @schema.parametrize()
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
-def test_every_answer_is_the_documented_envelope(case: schemathesis.Case) -> None:
-    response = case.call(headers=bearer(USER))
+def test_every_answer_is_the_documented_envelope(
+    case: schemathesis.Case, fuzzed_app: FastAPI
+) -> None:
+    response = case.call(app=fuzzed_app, headers=bearer(USER))
     case.validate_response(
         response,
         checks=[
