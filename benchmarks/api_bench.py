@@ -101,7 +101,8 @@ SELECT r.j + 1000000000000,
        1 + (r.pack - 1) %% %(users)s,
        'user-' || (1 + (r.pack - 1) %% %(users)s),
        r.started,
-       CASE WHEN r.j %% 100 = 0 THEN NULL ELSE r.started + (60 + r.j %% 7200) * interval '1 second' END,
+       CASE WHEN r.j %% 100 = 0 THEN NULL
+            ELSE r.started + (60 + r.j %% 7200) * interval '1 second' END,
        CASE WHEN r.j %% 100 = 0 THEN NULL ELSE 60 + r.j %% 7200 END,
        CASE WHEN r.j %% 100 = 0 THEN NULL ELSE 0 END,
        'bench-start-' || r.j
@@ -428,8 +429,8 @@ def start_api(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
     )
 
 
-async def wait_ready(host: str, port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_ready(host: str, port: int, within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         try:
             reader, writer = await asyncio.open_connection(host, port)
