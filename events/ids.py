@@ -73,8 +73,15 @@ EntityId = Annotated[
 ]
 """A positive integer below 2^63, given as a JSON number or a string of digits."""
 
-Count = Annotated[int, BeforeValidator(_not_bool)]
-"""An integer that is not a JSON boolean."""
+MAX_SECONDS = 10**12
+"""About 31,700 years: durations beyond it are refused, so that any sum of them stays far
+inside PostgreSQL's bigint and Python's datetime range."""
+
+Seconds = Annotated[int, Field(ge=-MAX_SECONDS, le=MAX_SECONDS), BeforeValidator(_not_bool)]
+"""A number of seconds, positive or negative, within +/- MAX_SECONDS."""
+
+NonNegativeSeconds = Annotated[int, Field(ge=0, le=MAX_SECONDS), BeforeValidator(_not_bool)]
+"""A number of seconds from 0 to MAX_SECONDS."""
 
 NonNegative = Annotated[int, Field(ge=0), BeforeValidator(_not_bool)]
 """An integer >= 0 that is not a JSON boolean."""

@@ -7,7 +7,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from events.ids import Count, EntityId, EventTime, NonNegative
+from events.ids import EntityId, EventTime, NonNegative, NonNegativeSeconds, Seconds
 
 
 class _Data(BaseModel):
@@ -57,7 +57,7 @@ class PackPurchased(_Data):
     userName: str | None = Field(default=None, max_length=255)
     packName: str = Field(min_length=1, max_length=255)
     packDurationType: DurationType
-    durationSeconds: NonNegative | None = None
+    durationSeconds: NonNegativeSeconds | None = None
     activityEndTime: EventTime | None = None
     buyDatetime: EventTime | None = None
     nodeList: list[Node]
@@ -74,7 +74,7 @@ class PackPurchased(_Data):
 
 class PackAdjusted(_Data):
     userPackId: EntityId
-    deltaSeconds: Count = Field(json_schema_extra={"not": {"const": 0}})
+    deltaSeconds: Seconds = Field(json_schema_extra={"not": {"const": 0}})
     reason: str
 
     @model_validator(mode="after")

@@ -389,6 +389,18 @@ def refused_cases() -> list[Case]:
             _change(ADJUSTED, data__deltaSeconds=0.5),
             "data.deltaSeconds: ",
         ),
+        bad(
+            "deltaSeconds beyond 10^12 (bigint-safe sums)",
+            _change(ADJUSTED, data__deltaSeconds=-(10**12) - 1),
+            "data.deltaSeconds: ",
+            "greater than or equal to -1000000000000",
+        ),
+        bad(
+            "durationSeconds beyond 10^12",
+            _change(PURCHASED, data__durationSeconds=10**12 + 1),
+            "data.durationSeconds: ",
+            "less than or equal to 1000000000000",
+        ),
         bad("reason number", _change(ADJUSTED, data__reason=3), "data.reason: "),
         # Trainings.
         bad("trainName list", _change(STARTED, data__trainName=["a"]), "data.trainName: "),
