@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8081, validation_alias="LEDGER_API_PORT")
     api_host: str = Field(default="127.0.0.1", validation_alias="LEDGER_API_HOST")
     consumer_group: str = Field(default="ledger", validation_alias="LEDGER_CONSUMER_GROUP")
-    batch_max_records: int = Field(default=5000, validation_alias="LEDGER_BATCH_MAX_RECORDS")
+    batch_max_records: int = Field(default=20000, validation_alias="LEDGER_BATCH_MAX_RECORDS")
 
     @property
     def dlq_topic(self) -> str:

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from services.store import copy_text as c
 from services.store.connection import Conn
-from services.store.copy_text import rows_text
 
 CREATE_STAGING = """
 CREATE TEMPORARY TABLE IF NOT EXISTS ledger_staging (
@@ -111,18 +111,18 @@ async def append_events(conn: Conn, events: Sequence[StagedEvent]) -> dict[str, 
     """Append new events in the given order; return {event_id: position} of the new ones."""
     if not events:
         return {}
-    text = rows_text(
+    text = c.lines(
         (
-            ord_,
-            event.event_id,
-            event.user_pack_id,
+            str(ord_),
+            c.text(event.event_id),
+            str(event.user_pack_id),
             event.event_type,
-            event.event_time,
-            event.source,
-            event.envelope,
-            event.kafka_topic,
-            event.kafka_partition,
-            event.kafka_offset,
+            c.timestamp(event.event_time),
+            c.text(event.source),
+            c.text(event.envelope),
+            c.text(event.kafka_topic),
+            c.integer(event.kafka_partition),
+            c.integer(event.kafka_offset),
         )
         for ord_, event in enumerate(events)
     )

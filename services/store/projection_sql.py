@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from projections.read_models import PackDynamics, PackRow, UsageRow
 from projections.snapshot import PurchaseColumns, from_snapshot
 from projections.state import PackState
+from services.store import copy_text as c
 from services.store.connection import Conn
-from services.store.copy_text import JsonValue, rows_text
 
 # Locks the packs a batch touches (in id order: no deadlock between two consumers) and
 # tells their version, so that a state cached in memory is used only while current.
@@ -147,17 +147,17 @@ async def write_pack_dynamics(conn: Conn, rows: Sequence[PackDynamics], suffix: 
     """Update the columns that change after the purchase, for packs already stored."""
     if not rows:
         return
-    text = rows_text(
+    text = c.lines(
         (
-            row.user_pack_id,
-            row.granted,
-            row.charged,
-            row.open_starts,
-            row.open_train_ids,
-            row.exhausts_at,
-            row.exhaustion_notice_id,
-            JsonValue(row.snapshot),
-            row.event_count,
+            str(row.user_pack_id),
+            str(row.granted),
+            str(row.charged),
+            c.timestamp_array(row.open_starts),
+            c.integer_array(row.open_train_ids),
+            c.timestamp(row.exhausts_at),
+            c.text(row.exhaustion_notice_id),
+            c.json_value(row.snapshot),
+            str(row.event_count),
         )
         for row in rows
     )
@@ -171,24 +171,24 @@ async def write_pack_dynamics(conn: Conn, rows: Sequence[PackDynamics], suffix: 
 async def write_packs(conn: Conn, rows: Sequence[PackRow], suffix: str = "") -> None:
     if not rows:
         return
-    text = rows_text(
+    text = c.lines(
         (
-            row.user_pack_id,
-            row.user_id,
-            row.user_name,
-            row.pack_name,
+            str(row.user_pack_id),
+            str(row.user_id),
+            c.text(row.user_name),
+            c.text(row.pack_name),
             row.duration_type,
-            row.buy_datetime,
-            row.activity_end_time,
-            JsonValue(row.node_list),
-            row.granted,
-            row.charged,
-            row.open_starts,
-            row.open_train_ids,
-            row.exhausts_at,
-            row.exhaustion_notice_id,
-            JsonValue(row.snapshot),
-            row.event_count,
+            c.timestamp(row.buy_datetime),
+            c.timestamp(row.activity_end_time),
+            c.json_value(row.node_list),
+            str(row.granted),
+            str(row.charged),
+            c.timestamp_array(row.open_starts),
+            c.integer_array(row.open_train_ids),
+            c.timestamp(row.exhausts_at),
+            c.text(row.exhaustion_notice_id),
+            c.json_value(row.snapshot),
+            str(row.event_count),
         )
         for row in rows
     )
@@ -211,22 +211,22 @@ async def replace_usage(
             await cur.execute(DELETE_PACK_USAGE.format(suffix=suffix), (list(refolded_pack_ids),))
         if not rows:
             return
-        text = rows_text(
+        text = c.lines(
             (
-                row.log_id,
-                row.user_pack_id,
-                row.owner_user_id,
-                row.train_id,
-                row.train_name,
-                row.user_id,
-                row.user_name,
-                row.start_time,
-                row.end_time,
-                row.charged_seconds,
-                row.overrun_seconds,
-                row.stop_reason,
-                row.start_event_id,
-                row.stop_event_id,
+                str(row.log_id),
+                str(row.user_pack_id),
+                str(row.owner_user_id),
+                str(row.train_id),
+                c.text(row.train_name),
+                str(row.user_id),
+                c.text(row.user_name),
+                c.timestamp(row.start_time),
+                c.timestamp(row.end_time),
+                c.integer(row.charged_seconds),
+                c.integer(row.overrun_seconds),
+                c.text(row.stop_reason),
+                c.text(row.start_event_id),
+                c.text(row.stop_event_id),
             )
             for row in rows
         )
