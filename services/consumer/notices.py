@@ -60,13 +60,19 @@ async def publish_due(conn: Conn, broker: KafkaBroker, topic: str, now: datetime
         )
     async with conn.transaction():
         claimed = await notice_sql.claim_unpublished(conn)
-        for _, pack_id, payload in claimed:
-            await broker.publish(
-                orjson.dumps(payload),
-                topic=topic,
-                key=str(pack_id).encode(),
-                headers={"content-type": "application/cloudevents+json"},
+        # Concurrently: the producer batches them; a backlog of thousands of notices (a
+        # first run over old history) must not hold the event loop for seconds.
+        await asyncio.gather(
+            *(
+                broker.publish(
+                    orjson.dumps(payload),
+                    topic=topic,
+                    key=str(pack_id).encode(),
+                    headers={"content-type": "application/cloudevents+json"},
+                )
+                for _, pack_id, payload in claimed
             )
+        )
         await notice_sql.mark_published(conn, [notice_id for notice_id, _, _ in claimed])
     return len(claimed)
 
