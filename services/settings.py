@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8081, validation_alias="LEDGER_API_PORT")
     api_host: str = Field(default="127.0.0.1", validation_alias="LEDGER_API_HOST")
     consumer_group: str = Field(default="ledger", validation_alias="LEDGER_CONSUMER_GROUP")
+    # 0 turns the consumer's metrics endpoint off.
+    consumer_metrics_port: int = Field(
+        default=9108, validation_alias="LEDGER_CONSUMER_METRICS_PORT"
+    )
     batch_max_records: int = Field(default=20000, validation_alias="LEDGER_BATCH_MAX_RECORDS")
 
     @property

@@ -10,12 +10,14 @@ import logging
 import time
 from typing import Any
 
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 
+from services.consumer import metrics
 from services.consumer.backoff import Backoff
 from services.consumer.notices import ExhaustionNotifier
 from services.consumer.offsets import SeekToStoredOffsets
@@ -31,6 +33,19 @@ log = logging.getLogger("ledger.consumer")
 async def _no_decoding(message: Any) -> None:
     # The handler reads the raw records; skip FastStream's JSON decoding of each body.
     return None
+
+
+def _lags(consumer: Any, records: list[SourceRecord]) -> dict[int, int]:
+    """Per partition of the batch: how far its last record is from the high watermark."""
+    lags: dict[int, int] = {}
+    for record in records:
+        lags[record.partition] = record.offset
+    result = {}
+    for partition, offset in lags.items():
+        highwater = consumer.highwater(TopicPartition(records[0].topic, partition))
+        if highwater is not None:
+            result[partition] = max(0, highwater - offset - 1)
+    return result
 
 
 def build_app(settings: Settings) -> FastStream:
@@ -73,7 +88,10 @@ def build_app(settings: Settings) -> FastStream:
             await backoff.wait()
             return
         backoff.reset()
-        stats.add(outcome, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        stats.add(outcome, seconds)
+        metrics.observe_batch(outcome, seconds)
+        metrics.observe_lag(_lags(subscriber.consumer, records))
         for refused in outcome.refused:
             log.warning(
                 "refused %s/%d@%d: %s",

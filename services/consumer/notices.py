@@ -20,6 +20,7 @@ from faststream.kafka import KafkaBroker
 
 from events.envelope import ExhaustedEvent
 from events.payloads import PackExhausted
+from services.consumer import metrics
 from services.settings import Settings
 from services.store import notice_sql
 from services.store.connection import Conn, connect
@@ -102,9 +103,11 @@ class ExhaustionNotifier:
                     conn = await connect(
                         self._settings.psycopg_url, application_name="ledger-notices"
                     )
-                self.published += await publish_due(
+                published = await publish_due(
                     conn, self._broker, self._settings.out_topic, datetime.now(UTC)
                 )
+                self.published += published
+                metrics.NOTICES.inc(published)
             except (psycopg.OperationalError, psycopg.InterfaceError) as error:
                 log.warning("notifier: database unavailable (%s)", error)
                 conn = None

@@ -6,12 +6,24 @@ import argparse
 import asyncio
 import logging
 
+from prometheus_client import start_http_server
+
 from services.consumer.app import build_app
+from services.logs import configure_logging
 from services.settings import get_settings
+
+log = logging.getLogger("ledger.consumer")
 
 
 def run_consume(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app = build_app(get_settings())
-    asyncio.run(app.run())
+    configure_logging()
+    settings = get_settings()
+    port = settings.consumer_metrics_port
+    if port:
+        try:
+            start_http_server(port, addr="127.0.0.1")
+            log.info("metrics on http://127.0.0.1:%d/metrics", port)
+        except OSError as error:  # e.g. a second consumer on this host
+            log.warning("metrics port %d unavailable (%s): no metrics endpoint", port, error)
+    asyncio.run(build_app(settings).run())
     return 0

@@ -9,6 +9,7 @@ from typing import TypeVar
 
 import psycopg
 
+from services.consumer import metrics
 from services.consumer.ingest import BatchOutcome, ingest
 from services.consumer.records import SourceRecord
 from services.consumer.state_cache import StateCache
@@ -56,6 +57,7 @@ class LedgerSink:
             except _OUTAGE as error:
                 # A database outage is not a bad record: wait and try the same work again.
                 self.outages += 1
+                metrics.OUTAGES.inc()
                 log.warning("database unavailable (%s); retrying in %.1fs", error, delay)
                 await self._drop_connection()
             except psycopg.errors.DeadlockDetected:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+
+import httpx
 
 from tests.integration.conftest import wait_until
 from tests.support.consumer_process import ConsumerProcess
@@ -50,6 +53,8 @@ async def test_stream_with_poison_records_is_projected_exactly(
     await produce(kafka_bootstrap, unique_topic, [*events[:half], *POISON, *events[half:]])
 
     consumer = consumer_factory()
+    metrics_port = free_port()
+    consumer.env["LEDGER_CONSUMER_METRICS_PORT"] = str(metrics_port)
     consumer.start()
     distinct = len({e["id"] for e in events})
     wait_until(
@@ -77,11 +82,34 @@ async def test_stream_with_poison_records_is_projected_exactly(
     raw = query(ledger_database, "SELECT record_value FROM refused_records ORDER BY kafka_offset")
     assert [bytes(r[0]) for r in raw] == POISON
 
+    # The operators' view of the same run, from the consumer's Prometheus endpoint.
+    metrics = _metrics(metrics_port)
+    assert metrics["ledger_events_applied_total"] == distinct
+    assert metrics["ledger_events_duplicate_total"] == len(events) - distinct
+    assert metrics["ledger_records_refused_total"] == len(POISON)
+    assert metrics["ledger_records_consumed_total"] == len(events) + len(POISON)
+
     dlq = await read_all(kafka_bootstrap, f"{unique_topic}.dlq", 30, expect=len(POISON))
     assert sorted(r.value for r in dlq) == sorted(POISON)
     headers = {k: v.decode() for k, v in dlq[0].headers}
     assert headers["ledger-source-topic"] == unique_topic
     assert headers["ledger-refusal-reason"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _metrics(port: int) -> dict[str, float]:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "{" not in line:
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values
 
 
 async def test_exhaustion_is_announced_once_within_a_second_or_two(

@@ -1,0 +1,39 @@
+"""Prometheus metrics of the consumer, served on their own port by `ledger consume`."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from services.consumer.ingest import BatchOutcome
+
+RECORDS = Counter("ledger_records_consumed_total", "Kafka records the consumer committed")
+APPLIED = Counter("ledger_events_applied_total", "Events appended to the ledger (new ids)")
+DUPLICATES = Counter("ledger_events_duplicate_total", "Events whose id was already recorded")
+REFUSED = Counter("ledger_records_refused_total", "Records refused with a reason")
+BATCH_SIZE = Histogram(
+    "ledger_batch_records",
+    "Records per committed batch",
+    buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10000, 20000),
+)
+BATCH_SECONDS = Histogram(
+    "ledger_batch_seconds",
+    "Time to commit one batch (ledger, projections and offsets)",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+LAG = Gauge("ledger_consumer_lag", "Records behind the end of each partition", ["partition"])
+OUTAGES = Counter("ledger_database_outages_total", "Database errors the consumer waited out")
+NOTICES = Counter("ledger_exhaustion_notices_published_total", "Exhaustion notices published")
+
+
+def observe_batch(outcome: BatchOutcome, seconds: float) -> None:
+    RECORDS.inc(outcome.received)
+    APPLIED.inc(outcome.appended)
+    DUPLICATES.inc(outcome.duplicates)
+    REFUSED.inc(len(outcome.refused))
+    BATCH_SIZE.observe(outcome.received)
+    BATCH_SECONDS.observe(seconds)
+
+
+def observe_lag(lags: dict[int, int]) -> None:
+    for partition, lag in lags.items():
+        LAG.labels(partition=str(partition)).set(lag)
