@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Final
 
 from events.envelope import (
     AdjustedEvent,
@@ -26,6 +27,16 @@ from projections.state import LedgerEntry, PackState, Purchase, UsageRecord
 Changes = MutableMapping[int, UsageRecord]
 """Usage records touched by an application, by logId."""
 
+ADJUST: Final = 1
+START: Final = 2
+STOP: Final = 3
+
+Step = tuple[datetime, int, int, str, int, str | None, int, str | None]
+"""An event after the purchase, as the fold applies it: (time, position, kind, event id,
+number, text, user id, user name) with kind ADJUST (number = deltaSeconds), START
+(number = trainId, text = trainName, the user who runs it) or STOP (number = trainId,
+text = reason). Tuples sort in fold order: by time, then position."""
+
 
 @dataclass(slots=True)
 class FoldResult:
@@ -39,23 +50,61 @@ def event_of(entry: LedgerEntry) -> AnyPackEvent:
 
 def fold(user_pack_id: int, entries: Iterable[LedgerEntry]) -> FoldResult:
     """All entries of one pack, in any order, to its state and every usage record."""
+    purchases: list[LedgerEntry] = []
+    steps: list[Step] = []
+    for entry in entries:
+        if isinstance(entry.event, PurchasedEvent):
+            purchases.append(entry)
+        else:
+            steps.append(step_of(entry))
+    return fold_steps(user_pack_id, purchases, steps)
+
+
+def fold_steps(user_pack_id: int, purchases: list[LedgerEntry], steps: list[Step]) -> FoldResult:
+    """`fold` for entries already split into purchases and steps (`step_of`).
+
+    Replay builds steps straight from stored columns, without an event object per entry.
+    Sorts both lists in place.
+    """
     state = PackState(user_pack_id)
     result = FoldResult(state)
-    purchases: list[LedgerEntry] = []
-    others: list[LedgerEntry] = []
-    for entry in entries:
-        (purchases if isinstance(entry.event, PurchasedEvent) else others).append(entry)
     purchases.sort(key=lambda entry: entry.position)
     for entry in purchases:
         _apply_purchase(state, entry)
     if state.purchase is None:
         # Parked: the events wait in the ledger until the purchase arrives.
-        state.event_count = len(others)
+        state.event_count = len(steps)
         return result
-    others.sort(key=lambda entry: (event_of(entry).time, entry.position))
-    for entry in others:
-        _apply_in_order(state, entry, result.records)
+    steps.sort()  # by (time, position): positions are unique, so nothing else is compared
+    records = result.records
+    for step in steps:
+        _apply_step(state, step, records)
     return result
+
+
+def step_of(entry: LedgerEntry) -> Step:
+    """An adjustment, start or stop as the fold applies it."""
+    event = entry.event
+    if isinstance(event, StartedEvent):
+        started = event.data
+        return (
+            event.time,
+            entry.position,
+            START,
+            event.id,
+            started.trainId,
+            started.trainName,
+            started.userId,
+            started.userName,
+        )
+    if isinstance(event, StoppedEvent):
+        stopped = event.data
+        reason = stopped.reason
+        return (event.time, entry.position, STOP, event.id, stopped.trainId, reason, 0, None)
+    if isinstance(event, AdjustedEvent):
+        delta = event.data.deltaSeconds
+        return (event.time, entry.position, ADJUST, event.id, delta, None, 0, None)
+    raise TypeError(f"not an adjustment, start or stop: {type(event).__name__}")
 
 
 def applies_in_order(state: PackState, entry: LedgerEntry) -> bool:
@@ -75,7 +124,7 @@ def apply(state: PackState, entry: LedgerEntry, changes: Changes) -> None:
     if isinstance(entry.event, PurchasedEvent):
         _apply_purchase(state, entry)
     else:
-        _apply_in_order(state, entry, changes)
+        _apply_step(state, step_of(entry), changes)
 
 
 def _apply_purchase(state: PackState, entry: LedgerEntry) -> None:
@@ -102,55 +151,57 @@ def _apply_purchase(state: PackState, entry: LedgerEntry) -> None:
     )
 
 
-def _apply_in_order(state: PackState, entry: LedgerEntry, changes: Changes) -> None:
-    event = event_of(entry)
-    at = event.time
+def _apply_step(state: PackState, step: Step, changes: Changes) -> None:
+    at = step[0]
     _note_exhaustion_before(state, at)
-    if isinstance(event, AdjustedEvent):
-        state.adjustments += event.data.deltaSeconds
-    elif isinstance(event, StartedEvent):
-        _start(state, event, changes)
-    elif isinstance(event, StoppedEvent):
-        _stop(state, event, changes)
+    kind = step[2]
+    if kind == START:
+        _start(state, step, changes)
+    elif kind == STOP:
+        _stop(state, step, changes)
+    else:
+        state.adjustments += step[4]
     _settle_exhaustion_after(state, at)
     state.last_time = at
-    state.last_position = entry.position
+    state.last_position = step[1]
     state.event_count += 1
     state.due_known = False
 
 
-def _start(state: PackState, event: StartedEvent, changes: Changes) -> None:
-    data = event.data
-    if data.trainId in state.open_sessions:
-        state.audit.duplicate_starts.append(event.id)
+def _start(state: PackState, step: Step, changes: Changes) -> None:
+    _, _, _, event_id, train_id, train_name, user_id, user_name = step
+    if train_id in state.open_sessions:
+        state.audit.duplicate_starts.append(event_id)
         return
+    assert train_name is not None and user_name is not None
     record = UsageRecord(
-        log_id=rules.log_id_for(event.id),
-        train_id=data.trainId,
-        train_name=data.trainName,
-        user_id=data.userId,
-        user_name=data.userName,
-        start_time=event.time,
-        start_event_id=event.id,
+        log_id=rules.log_id_for(event_id),
+        train_id=train_id,
+        train_name=train_name,
+        user_id=user_id,
+        user_name=user_name,
+        start_time=step[0],
+        start_event_id=event_id,
     )
-    state.open_sessions[data.trainId] = record
+    state.open_sessions[train_id] = record
     changes[record.log_id] = record
 
 
-def _stop(state: PackState, event: StoppedEvent, changes: Changes) -> None:
-    record = state.open_sessions.pop(event.data.trainId, None)
+def _stop(state: PackState, step: Step, changes: Changes) -> None:
+    at, _, _, event_id, train_id, reason, _, _ = step
+    record = state.open_sessions.pop(train_id, None)
     if record is None:
-        state.audit.orphan_stops.append(event.id)
+        state.audit.orphan_stops.append(event_id)
         return
-    length = rules.elapsed_seconds(record.start_time, event.time)
+    length = rules.elapsed_seconds(record.start_time, at)
     charge = rules.charge_for(length, state.granted, state.charged)
     if _is_timing(state):
         state.charged += charge
     else:
         charge = 0  # activity packs are never charged
-    record.end_time = event.time
-    record.stop_event_id = event.id
-    record.stop_reason = event.data.reason
+    record.end_time = at
+    record.stop_event_id = event_id
+    record.stop_reason = reason
     record.charged_seconds = charge
     record.overrun_seconds = length - charge
     changes[record.log_id] = record
@@ -163,6 +214,10 @@ def _is_timing(state: PackState) -> bool:
 def _note_exhaustion_before(state: PackState, at: datetime) -> None:
     """If the open sessions ran the pack out before this event, the exhaustion began then."""
     if state.exhausted_since is not None or not state.open_sessions or not _is_timing(state):
+        return
+    if remaining_at(state, at) > 0:
+        # Time is left at `at`, so the exhaustion instant (the first one at or after the
+        # last event at which the sessions used the whole budget) lies after `at`.
         return
     instant = exhausts_at(state)
     if instant is not None and instant <= at:
