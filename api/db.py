@@ -92,7 +92,7 @@ class Database:
         """The rows; None when the connection broke and `retry` allows another try."""
         async with self.pool.connection() as connection:
             try:
-                cursor = await connection.execute(query, params)
+                cursor = await connection.execute(query, params, binary=True)
                 return await cursor.fetchall()
             except psycopg.OperationalError:
                 if retry and connection.broken:
