@@ -33,6 +33,12 @@ def _publish(args: argparse.Namespace) -> int:
     return run_publish(args)
 
 
+def _dev(args: argparse.Namespace) -> int:
+    from services.dev import run_dev
+
+    return run_dev(args)
+
+
 def _api(args: argparse.Namespace) -> int:
     from api.serve import run_api
 
@@ -59,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="validate every line only; publish nothing"
     )
     publish.set_defaults(handler=_publish)
+
+    dev = sub.add_parser("dev", help="run the whole platform locally (Ctrl-C stops it)")
+    dev.add_argument("--demo", action="store_true", help="also run a simulated scheduler")
+    dev.set_defaults(handler=_dev)
 
     api = sub.add_parser("api", help="serve the read-only HTTP API")
     api.add_argument("--workers", type=int, default=1)

@@ -51,7 +51,10 @@ def _lags(consumer: Any, records: list[SourceRecord]) -> dict[int, int]:
 def build_app(settings: Settings) -> FastStream:
     # FastStream logs every batch at INFO; keep that for debugging only.
     broker = KafkaBroker(
-        settings.kafka_bootstrap_servers, client_id="ledger-consume", log_level=logging.DEBUG
+        settings.kafka_bootstrap_servers,
+        client_id="ledger-consume",
+        logger=logging.getLogger("ledger.faststream"),  # through our handlers (JSON)
+        log_level=logging.DEBUG,
     )
     sink = LedgerSink(settings.psycopg_url, settings.consumer_group)
     notifier = ExhaustionNotifier(settings, broker)
