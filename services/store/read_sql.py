@@ -44,13 +44,23 @@ _OWNER_SCOPE: Final = "p.user_id = %(user_id)s"
 _EVERY_OWNER: Final = "true"
 
 
-def _order_by(sort: dict[str, str], order: Order, default: Order, tie_breaker: str) -> str:
+def _sort_terms(
+    sort: dict[str, str], order: Order, default: Order, tie_breaker: str
+) -> list[tuple[str, str]]:
+    """(expression, direction) of each sort key, ending with the unique tie-breaker."""
     chosen = list(order) or list(default)
-    terms = [f"{sort[key]} {'DESC' if descending else 'ASC'}" for key, descending in chosen]
+    terms = [(sort[key], "DESC" if descending else "ASC") for key, descending in chosen]
     if tie_breaker not in (key for key, _ in chosen):
         # Same direction as the first key, so that the default order reads one index.
-        terms.append(f"{sort[tie_breaker]} {'DESC' if chosen[0][1] else 'ASC'}")
-    return ", ".join(terms)
+        terms.append((sort[tie_breaker], "DESC" if chosen[0][1] else "ASC"))
+    return terms
+
+
+def _order_by(sort: dict[str, str], order: Order, default: Order, tie_breaker: str) -> str:
+    return ", ".join(
+        f"{expression} {direction}"
+        for expression, direction in _sort_terms(sort, order, default, tie_breaker)
+    )
 
 
 def _pack_matching(
@@ -159,18 +169,28 @@ def _record_list(every_owner: bool, by_pack: bool, order: tuple[tuple[str, bool]
     where = [_EVERY_OWNER if every_owner else _RECORD_OWNER_SCOPE]
     if by_pack:
         where.append("u.user_pack_id = %(user_pack_id)s")
-    order_by = _order_by(RECORD_SORT, order, RECORD_DEFAULT_ORDER, _RECORD_TIE_BREAKER)
+    terms = _sort_terms(RECORD_SORT, order, RECORD_DEFAULT_ORDER, _RECORD_TIE_BREAKER)
+    keys = ", ".join(f"{expression} AS sort_{n}" for n, (expression, _) in enumerate(terms))
+    inner = ", ".join(f"sort_{n} {direction}" for n, (_, direction) in enumerate(terms))
+    outer = ", ".join(f"page.sort_{n} {direction}" for n, (_, direction) in enumerate(terms))
+    # A deferred join: the page is chosen on the ids and sort keys alone (an index that
+    # covers them answers without reading the table), then only its rows are read.
     return f"""
 WITH matching AS NOT MATERIALIZED (
-    SELECT {_RECORD_COLUMNS}
+    SELECT u.log_id, u.train_name, u.user_name, u.start_time, u.end_time,
+           ledger_session_seconds(u.start_time, u.end_time, %(at)s) AS seconds
     FROM usage_records AS u
     WHERE {" AND ".join(where)}
+), page AS (
+    SELECT log_id, {keys}
+    FROM matching
+    ORDER BY {inner}
+    LIMIT %(limit)s OFFSET %(offset)s
 )
-SELECT (SELECT count(*) FROM matching) AS total,
-       log_id, user_pack_id, train_id, train_name, user_name, start_time, end_time, seconds
-FROM matching
-ORDER BY {order_by}
-LIMIT %(limit)s OFFSET %(offset)s
+SELECT (SELECT count(*) FROM matching) AS total, {_RECORD_COLUMNS}
+FROM page
+JOIN usage_records AS u ON u.log_id = page.log_id
+ORDER BY {outer}
 """
 
 
