@@ -153,19 +153,51 @@ def _apply_purchase(state: PackState, entry: LedgerEntry) -> None:
 
 def _apply_step(state: PackState, step: Step, changes: Changes) -> None:
     at = step[0]
-    _note_exhaustion_before(state, at)
+    purchase = state.purchase
+    timing = purchase is not None and purchase.duration_type is DurationType.TIMING
+    # `left`: granted - charged - what the open sessions used by `at` (remaining_at before
+    # its floor at 0), computed once per event; each kind of step below moves it exactly.
+    left = 0
+    if timing and state.open_sessions:
+        left = _left(state, at)
+        if left <= 0 and state.exhausted_since is None:
+            # The open sessions ran the pack out before this event: the exhaustion began
+            # then. (While time is left at `at`, the instant lies after `at`.)
+            instant = exhausts_at(state)
+            if instant is not None and instant <= at:
+                state.exhausted_since = instant
+    elif timing:
+        left = state.granted - state.charged  # no session uses anything
     kind = step[2]
     if kind == START:
-        _start(state, step, changes)
+        _start(state, step, changes)  # a session starting at `at` has used nothing yet
     elif kind == STOP:
-        _stop(state, step, changes)
+        left += _stop(state, step, changes, timing)
     else:
-        state.adjustments += step[4]
-    _settle_exhaustion_after(state, at)
+        delta = step[4]
+        state.adjustments += delta
+        left += delta
+    # An exhaustion lasts while sessions run on a timing pack with nothing left.
+    if not timing or not state.open_sessions or left > 0:
+        state.exhausted_since = None
+    elif state.exhausted_since is None:
+        state.exhausted_since = at  # this very event left nothing (a refund, a start on 0)
     state.last_time = at
     state.last_position = step[1]
     state.event_count += 1
     state.due_known = False
+
+
+def _left(state: PackState, at: datetime) -> int:
+    """A timing pack's granted - charged - the whole seconds its open sessions used by
+    `at`: `rules.remaining_seconds` without the floor at 0, inlined for the hot path."""
+    assert state.purchase is not None
+    left = state.purchase.duration_seconds + state.adjustments - state.charged
+    for record in state.open_sessions.values():
+        used = (at - record.start_time) // rules.SECOND
+        if used > 0:
+            left -= used
+    return left
 
 
 def _start(state: PackState, step: Step, changes: Changes) -> None:
@@ -187,15 +219,17 @@ def _start(state: PackState, step: Step, changes: Changes) -> None:
     changes[record.log_id] = record
 
 
-def _stop(state: PackState, step: Step, changes: Changes) -> None:
+def _stop(state: PackState, step: Step, changes: Changes, timing: bool) -> int:
+    """Close the session; returns what that gives back to `left` (its length, less the
+    charge)."""
     at, _, _, event_id, train_id, reason, _, _ = step
     record = state.open_sessions.pop(train_id, None)
     if record is None:
         state.audit.orphan_stops.append(event_id)
-        return
+        return 0
     length = rules.elapsed_seconds(record.start_time, at)
     charge = rules.charge_for(length, state.granted, state.charged)
-    if _is_timing(state):
+    if timing:
         state.charged += charge
     else:
         charge = 0  # activity packs are never charged
@@ -205,35 +239,11 @@ def _stop(state: PackState, step: Step, changes: Changes) -> None:
     record.charged_seconds = charge
     record.overrun_seconds = length - charge
     changes[record.log_id] = record
+    return length - charge
 
 
 def _is_timing(state: PackState) -> bool:
     return state.purchase is not None and state.purchase.duration_type is DurationType.TIMING
-
-
-def _note_exhaustion_before(state: PackState, at: datetime) -> None:
-    """If the open sessions ran the pack out before this event, the exhaustion began then."""
-    if state.exhausted_since is not None or not state.open_sessions or not _is_timing(state):
-        return
-    if remaining_at(state, at) > 0:
-        # Time is left at `at`, so the exhaustion instant (the first one at or after the
-        # last event at which the sessions used the whole budget) lies after `at`.
-        return
-    instant = exhausts_at(state)
-    if instant is not None and instant <= at:
-        state.exhausted_since = instant
-
-
-def _settle_exhaustion_after(state: PackState, at: datetime) -> None:
-    """An exhaustion lasts while sessions run on a timing pack with nothing left."""
-    if not state.open_sessions or not _is_timing(state):
-        state.exhausted_since = None
-        return
-    remaining = remaining_at(state, at)
-    if remaining > 0:
-        state.exhausted_since = None
-    elif state.exhausted_since is None:
-        state.exhausted_since = at  # this very event left nothing (a refund, a start on 0)
 
 
 def remaining_at(state: PackState, now: datetime) -> int:
