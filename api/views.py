@@ -16,22 +16,16 @@ def page_total(total: int, page_size: int) -> int:
     return -(-total // page_size)
 
 
-def _number(value: Any) -> Any:
-    """A node's numeric field as a JSON number, whichever way it was stored."""
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return value
+NODE_KEYS = ("nodeId", "nodeName", "nodeType", "cpuCount", "gpuCount", "memorySize")
+_NODE_KEY_SET = frozenset(NODE_KEYS)
 
 
 def node(entry: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "nodeId": _number(entry.get("nodeId")),
-        "nodeName": entry.get("nodeName"),
-        "nodeType": entry.get("nodeType"),
-        "cpuCount": _number(entry.get("cpuCount")),
-        "gpuCount": _number(entry.get("gpuCount")),
-        "memorySize": _number(entry.get("memorySize")),
-    }
+    """A stored node (the consumer keeps them in the contract's names and JSON types):
+    as stored when it has exactly the contract's fields, else reduced to them."""
+    if entry.keys() == _NODE_KEY_SET:
+        return entry
+    return {key: entry.get(key) for key in NODE_KEYS}
 
 
 def detail_node(entry: dict[str, Any]) -> dict[str, Any]:

@@ -309,3 +309,14 @@ async def test_times_follow_the_configured_zone(make_app: Any, db: psycopg.Conne
     ):
         data = await ok(http, PACK_DETAIL, {"userPackId": 1}, bearer(USER))
     assert data["buyDatetime"] == "2020-05-08 06:15:38"
+
+
+async def test_nodes_show_the_contract_fields_only(
+    client: httpx.AsyncClient, db: psycopg.Connection
+) -> None:
+    stored = {**node(5), "internal": "x"}
+    del stored["nodeName"]
+    insert_pack(db, user_pack_id=1, user_id=USER, nodes=[stored, node(6)])
+    data = await ok(client, PACK_DETAIL, {"userPackId": 1}, bearer(USER))
+    assert data["nodeList"][0] == {**node(5), "nodeName": None}
+    assert data["nodeList"][1] == node(6)
