@@ -16,16 +16,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from tests.integration.conftest import wait_until
-from tests.integration.test_consumer_crash import (
+from tests.support.consumer_process import ConsumerProcess
+from tests.support.db import scalar
+from tests.support.exactly_once import (
     PacedProducer,
     applied,
     assert_applied_exactly_once,
     wait_caught_up,
 )
-from tests.support.consumer_process import ConsumerProcess
-from tests.support.db import scalar
 from tests.support.streams import stream
+from tests.support.waiting import wait_until
 
 
 class TcpProxy:

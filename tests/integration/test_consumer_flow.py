@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from tests.integration.conftest import wait_until
 from tests.support.consumer_process import ConsumerProcess
 from tests.support.db import actual_rows, query, scalar
 from tests.support.kafka import produce, read_all
 from tests.support.streams import envelope, expected_rows, purchase, stream
+from tests.support.waiting import wait_until
 
 POISON = [
     b"{not json",

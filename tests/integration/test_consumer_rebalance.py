@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.integration.conftest import wait_until
-from tests.integration.test_consumer_crash import (
+from tests.support.consumer_process import ConsumerProcess
+from tests.support.exactly_once import (
     PacedProducer,
     assert_applied_exactly_once,
     assigned_partitions,
@@ -22,8 +22,8 @@ from tests.integration.test_consumer_crash import (
     topic_ends,
     wait_caught_up,
 )
-from tests.support.consumer_process import ConsumerProcess
 from tests.support.streams import stream
+from tests.support.waiting import wait_until
 
 ALL = {0, 1, 2, 3}
 

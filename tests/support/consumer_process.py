@@ -17,6 +17,8 @@ class ConsumerProcess:
             "LEDGER_DATABASE_URL": database_url,
             "LEDGER_EVENTS_TOPIC": topic,
             "LEDGER_CONSUMER_GROUP": group,
+            # The tests read the log lines; JSON logs are checked in tests/unit/test_logs.py.
+            "LEDGER_LOG_FORMAT": "text",
         }
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None

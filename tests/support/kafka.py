@@ -6,7 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 
 async def produce(bootstrap: str, topic: str, items: list[dict[str, Any] | bytes]) -> None:
@@ -47,14 +47,3 @@ async def read_all(
     finally:
         await consumer.stop()
     return records
-
-
-async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
-        return {tp.partition: offset for tp, offset in ends.items()}
-    finally:
-        await consumer.stop()
