@@ -182,6 +182,8 @@ def start_consumer(
         "LEDGER_DATABASE_URL": url,
         "LEDGER_EVENTS_TOPIC": topic,
         "LEDGER_CONSUMER_GROUP": group,
+        "LEDGER_CONSUMER_METRICS_PORT": "0",
+        "LEDGER_LOG_FORMAT": "text",
     }
     return subprocess.Popen(
         [sys.executable, "-m", "services.cli", "consume"],
@@ -274,6 +276,9 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=500_000)
     parser.add_argument("--packs", type=int, default=20_000)
     parser.add_argument("--delay-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--consumers", type=int, default=1, help="`ledger consume` processes in the group"
+    )
     args = parser.parse_args()
     settings = get_settings()
     bootstrap = settings.kafka_bootstrap_servers
@@ -295,8 +300,10 @@ async def main() -> None:
         conn.execute(f'CREATE DATABASE "{database}"')
     url = admin_url.rsplit("/", 1)[0] + f"/{database}"
     migrate(url)
-    log = Path(tempfile.gettempdir()) / f"bench-consumer-{run}.log"
-    consumer = start_consumer(bootstrap, url, topic, group, log)
+    logs = [
+        Path(tempfile.gettempdir()) / f"bench-consumer-{run}-{n}.log" for n in range(args.consumers)
+    ]
+    consumers = [start_consumer(bootstrap, url, topic, group, log) for log in logs]
     try:
         rate, total_s = ledger_rate(url, group, args.events)
         print(
@@ -334,18 +341,23 @@ async def main() -> None:
             flush=True,
         )
     finally:
-        consumer.terminate()
-        consumer.wait(timeout=30)
+        for consumer in consumers:
+            consumer.terminate()
+        for consumer in consumers:
+            consumer.wait(timeout=30)
     print()
     print("| measure | value |")
     print("|---|---|")
     print(f"| raw aiokafka consume | {raw:,.0f} events/s |")
-    print(f"| ledger consume (Kafka -> committed projections) | {rate:,.0f} events/s |")
+    print(
+        f"| ledger consume x{args.consumers} (Kafka -> committed projections) "
+        f"| {rate:,.0f} events/s |"
+    )
     print(f"| ratio ledger / raw | {rate / raw:.2f} |")
     print(
         f"| delay p50 / p99 at {half:,.0f} events/s | {p50 * 1000:.0f} ms / {p99 * 1000:.0f} ms |"
     )
-    print(f"consumer log: {log}")
+    print(f"consumer logs: {' '.join(map(str, logs))}")
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{database}"')
 
