@@ -105,13 +105,22 @@ def exhaustion_instant(
     for start in starts:
         steps = -(-(lower - start) // UNIT)  # the first step of this session at or after lower
         candidates.add(start + steps * UNIT)
-    for at_us in sorted(candidates):
-        if used(at_us) >= budget:
-            try:
-                return max(not_before, epoch + at_us * MICROSECOND)
-            except OverflowError:
-                return None
-    raise AssertionError("unreachable: used(lower + 1 s) >= budget")
+    # The first candidate (in time order) at which the budget is used: a binary search,
+    # since used() never decreases.
+    ordered = sorted(candidates)
+    low, high = 0, len(ordered) - 1
+    if used(ordered[high]) < budget:
+        raise AssertionError("unreachable: used(lower + 1 s) >= budget")
+    while low < high:
+        middle = (low + high) // 2
+        if used(ordered[middle]) >= budget:
+            high = middle
+        else:
+            low = middle + 1
+    try:
+        return max(not_before, epoch + ordered[low] * MICROSECOND)
+    except OverflowError:
+        return None
 
 
 def derived_id(*parts: object) -> int:

@@ -1,0 +1,62 @@
+"""A folded pack as lines of COPY text for `packs` and `usage_records` (their column order
+in `projection_sql.PACK_COLUMNS` / `USAGE_COLUMNS`), without intermediate row objects."""
+
+from __future__ import annotations
+
+from projections.fold import FoldResult
+from projections.read_models import pack_row
+from services.store import copy_text as c
+
+NULL = c.NULL
+
+
+def pack_line(result: FoldResult) -> str:
+    row = pack_row(result.state)
+    return (
+        "\t".join(
+            (
+                str(row.user_pack_id),
+                str(row.user_id),
+                c.text(row.user_name),
+                c.text(row.pack_name),
+                row.duration_type,
+                c.timestamp(row.buy_datetime),
+                c.timestamp(row.activity_end_time),
+                c.json_value(row.node_list),
+                str(row.granted),
+                str(row.charged),
+                c.timestamp_array(row.open_starts),
+                c.integer_array(row.open_train_ids),
+                c.timestamp(row.exhausts_at),
+                c.text(row.exhaustion_notice_id),
+                c.json_value(row.snapshot),
+                str(row.event_count),
+            )
+        )
+        + "\n"
+    )
+
+
+def usage_lines(result: FoldResult) -> list[str]:
+    """The pack's usage records, as `projections.read_models.usage_row` describes them."""
+    state = result.state
+    assert state.purchase is not None
+    head = f"\t{state.user_pack_id}\t{state.purchase.user_id}\t"
+    text = c.text
+    out = []
+    for record in result.records.values():
+        if record.end_time is None:
+            closed = f"{NULL}\t{NULL}\t{NULL}\t{NULL}"
+            stop_event = NULL
+        else:
+            closed = (
+                f"{record.end_time.isoformat()}\t{record.charged_seconds}\t"
+                f"{record.overrun_seconds}\t{text(record.stop_reason)}"
+            )
+            stop_event = text(record.stop_event_id)
+        out.append(
+            f"{record.log_id}{head}{record.train_id}\t{text(record.train_name)}\t"
+            f"{record.user_id}\t{text(record.user_name)}\t{record.start_time.isoformat()}\t"
+            f"{closed}\t{text(record.start_event_id)}\t{stop_event}\n"
+        )
+    return out
