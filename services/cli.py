@@ -39,6 +39,18 @@ def _dev(args: argparse.Namespace) -> int:
     return run_dev(args)
 
 
+def _replay(args: argparse.Namespace) -> int:
+    from services.replay.commands import run_replay
+
+    return run_replay(args)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from services.replay.commands import run_verify
+
+    return run_verify(args)
+
+
 def _api(args: argparse.Namespace) -> int:
     from api.serve import run_api
 
@@ -69,6 +81,33 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="run the whole platform locally (Ctrl-C stops it)")
     dev.add_argument("--demo", action="store_true", help="also run a simulated scheduler")
     dev.set_defaults(handler=_dev)
+
+    replay = sub.add_parser(
+        "replay", help="rebuild the read models from the ledger (or the ledger from Kafka)"
+    )
+    replay.add_argument(
+        "--from-kafka",
+        action="store_true",
+        help="rebuild the ledger itself from the events topic's history into an empty, "
+        "migrated database, then exit",
+    )
+    replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+    replay.add_argument(
+        "--work-mem", default="256MB", help="server memory to sort the ledger in (256MB)"
+    )
+    replay.add_argument(
+        "--lock-timeout-ms",
+        type=int,
+        default=2000,
+        help="longest wait for the read models' locks per swap attempt (2000)",
+    )
+    replay.set_defaults(handler=_replay)
+    verify = sub.add_parser(
+        "verify", help="compare the read models with the ledger; exit 1 on any difference"
+    )
+    verify.add_argument("--limit", type=int, default=20, help="differences to print (20)")
+    verify.add_argument("--no-progress", action="store_true", help="no progress bar")
+    verify.set_defaults(handler=_verify)
 
     api = sub.add_parser("api", help="serve the read-only HTTP API")
     api.add_argument("--workers", type=int, default=1)

@@ -41,6 +41,10 @@ SyncConn = psycopg.Connection[Row]
 MAX_POSITION = 2**63 - 1
 
 
+class SwapError(RuntimeError):
+    """The read models' readers or writers kept their locks through every attempt."""
+
+
 @dataclass(slots=True)
 class ReplayOptions:
     progress: bool = True
@@ -118,7 +122,7 @@ def build(url: str, upto: int, total: int, options: ReplayOptions, report: Repla
         connect(url, "ledger-replay-read") as first_reader,
         connect(url, "ledger-replay-read") as second_reader,
         connect(url, "ledger-replay-write") as writer_conn,
-        _progress(total, "replay", options.progress) as bar,
+        progress_bar(total, "replay", options.progress) as bar,
         writer_conn.transaction(),
     ):
         restore = _create_next_tables(writer_conn)
@@ -186,7 +190,7 @@ def _fold_into(
 
 
 @contextmanager
-def _progress(total: int, what: str, enabled: bool) -> Iterator[tqdm[Never]]:
+def progress_bar(total: int, what: str, enabled: bool) -> Iterator[tqdm[Never]]:
     bar: tqdm[Never] = tqdm(
         total=total,
         desc=what,
@@ -273,7 +277,7 @@ def _swap(conn: SyncConn, upto: int, options: ReplayOptions, report: ReplayRepor
             log.warning("swap attempt %d: %s; retrying in %.1fs", attempt, error, delay)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
-    raise RuntimeError(
+    raise SwapError(
         f"could not take the read models from their readers in {options.swap_attempts} "
         f"attempts of {options.lock_timeout_ms} ms; the fresh tables stay as "
         f"packs{sql.NEXT} / usage_records{sql.NEXT} until the next replay"

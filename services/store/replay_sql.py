@@ -85,10 +85,9 @@ ORDER BY e.user_pack_id, e.position
 """
 
 # Verification parses every envelope in full, as the consumer does.
-ENVELOPES_UP_TO: Final = """
+ENVELOPES: Final = """
 SELECT user_pack_id, position, envelope::text
 FROM ledger_events
-WHERE position <= %(upto)s AND user_pack_id %% %(parts)s = %(part)s
 ORDER BY user_pack_id, position
 """
 
@@ -99,7 +98,9 @@ def parts(query: str, upto: int, count: int) -> list[tuple[str, dict[str, int]]]
 
 
 LIVE_PACKS: Final = f"SELECT {PACK_COLUMNS} FROM packs ORDER BY user_pack_id"
-LIVE_USAGE: Final = f"SELECT {USAGE_COLUMNS} FROM usage_records ORDER BY user_pack_id, log_id"
+LIVE_USAGE: Final = (
+    f"SELECT user_pack_id, {USAGE_COLUMNS} FROM usage_records ORDER BY user_pack_id, log_id"
+)
 
 
 def copy_packs(suffix: str = NEXT) -> str:
