@@ -14,7 +14,7 @@ def run_replay(args: argparse.Namespace) -> int:
     configure_logging()
     settings = get_settings()
     if args.from_kafka:
-        from services.replay.from_kafka import NotEmptyError, rebuild_from_kafka
+        from services.replay.from_kafka import NotEmptyError, TopicMissingError, rebuild_from_kafka
 
         try:
             kafka = asyncio.run(
@@ -27,7 +27,7 @@ def run_replay(args: argparse.Namespace) -> int:
                     progress=not args.no_progress,
                 )
             )
-        except NotEmptyError as error:
+        except (NotEmptyError, TopicMissingError) as error:
             print(f"ledger replay --from-kafka: {error}", file=sys.stderr)
             return 2
         print(

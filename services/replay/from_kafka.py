@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from services.consumer.ingest import ingest
 from services.consumer.records import SourceRecord
@@ -32,6 +33,10 @@ log = logging.getLogger("ledger.replay")
 
 class NotEmptyError(RuntimeError):
     """The database already holds a ledger that this rebuild did not start."""
+
+
+class TopicMissingError(RuntimeError):
+    """The events topic does not exist."""
 
 
 @dataclass(slots=True)
@@ -81,8 +86,8 @@ async def rebuild_from_kafka(
                 f"{group!r} on {topic!r}: rebuild into an empty, migrated database"
             )
         report.resumed = bool(stored)
+        partitions = await _partitions(bootstrap_servers, topic)
         await consumer.start()
-        partitions = await _partitions(consumer, topic)
         beginnings = await consumer.beginning_offsets(partitions)
         ends = await consumer.end_offsets(partitions)
         consumer.assign(partitions)
@@ -130,8 +135,14 @@ async def rebuild_from_kafka(
     return report
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    if topic not in await consumer.topics():
-        raise RuntimeError(f"topic {topic!r} does not exist")
-    numbers = consumer.partitions_for_topic(topic) or set()
-    return [TopicPartition(topic, number) for number in sorted(numbers)]
+async def _partitions(bootstrap_servers: str, topic: str) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="ledger-replay")
+    await admin.start()
+    try:
+        (description,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if description["error_code"] or not description["partitions"]:
+        raise TopicMissingError(f"topic {topic!r} does not exist")
+    numbers = sorted(int(item["partition"]) for item in description["partitions"])
+    return [TopicPartition(topic, number) for number in numbers]
