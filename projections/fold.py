@@ -194,7 +194,8 @@ def _left(state: PackState, at: datetime) -> int:
     assert state.purchase is not None
     left = state.purchase.duration_seconds + state.adjustments - state.charged
     for record in state.open_sessions.values():
-        used = (at - record.start_time) // rules.SECOND
+        elapsed = at - record.start_time
+        used = elapsed.days * 86_400 + elapsed.seconds  # whole seconds, floored
         if used > 0:
             left -= used
     return left

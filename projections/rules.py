@@ -22,7 +22,9 @@ OUT_OF_TIME = "status.outOfTime"
 
 def elapsed_seconds(since: datetime, until: datetime) -> int:
     """Whole seconds from `since` to `until`, floored, never below 0."""
-    return max(0, (until - since) // SECOND)
+    elapsed = until - since
+    seconds = elapsed.days * 86_400 + elapsed.seconds  # a timedelta's floor in seconds
+    return seconds if seconds > 0 else 0
 
 
 def remaining_seconds(
@@ -37,7 +39,8 @@ def remaining_seconds(
         return 0
     left = granted - charged
     for start in open_starts:  # elapsed_seconds, inlined: this runs for every event
-        used = (now - start) // SECOND
+        elapsed = now - start
+        used = elapsed.days * 86_400 + elapsed.seconds
         if used > 0:
             left -= used
     return left if left > 0 else 0
