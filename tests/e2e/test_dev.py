@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import wait_until
 from tests.support.db import scalar
+from tests.support.waiting import wait_until
 
 
 def _free_port() -> int:
