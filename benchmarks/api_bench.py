@@ -1,7 +1,7 @@
 """API benchmark: requests/s and latency per endpoint, beside a trivial endpoint.
 
     uv run python benchmarks/api_bench.py [--packs 100000] [--records 1000000]
-        [--users 1000] [--concurrency 32] [--seconds 10] [--workers 1] [--explain]
+        [--users 1000] [--concurrency 16] [--seconds 10] [--workers 1] [--explain]
 
 1. Loads `--packs` packs and `--records` usage records (INSERT ... SELECT
    generate_series, server-side) into a fresh database, spread over `--users` owners
