@@ -149,81 +149,95 @@ def load(url: str, scale: Scale) -> None:
         )
 
 
-def explain(url: str, scale: Scale) -> None:
-    """EXPLAIN ANALYZE of each statement the endpoints run, for one ordinary user."""
+def explain(url: str, scale: Scale, repeat: int = 300) -> None:
+    """For each statement the endpoints run: EXPLAIN ANALYZE for one owner, then the
+    mean time of `repeat` runs for random owners on one connection (prepared, as the
+    API runs them), printed as a table."""
     from datetime import UTC, datetime
 
-    user = 1
-    at = datetime.now(UTC)
-    base = {"at": at, "user_id": user, "limit": 10, "offset": 0}
-    statements: list[tuple[str, str, dict[str, object]]] = [
+    rng = random.Random(7)
+
+    def owner_params() -> dict[str, object]:
+        return {
+            "at": datetime.now(UTC),
+            "user_id": rng.randint(1, scale.users),
+            "limit": 10,
+            "offset": 10 * rng.randint(0, 2),
+        }
+
+    def pack_params() -> dict[str, object]:
+        pack = rng.randint(1, scale.packs)
+        return {**owner_params(), "user_pack_id": pack, "user_id": scale.owner(pack)}
+
+    def record_params() -> dict[str, object]:
+        log_id, owner = scale.record_of(rng)
+        return {**owner_params(), "log_id": log_id, "user_id": owner}
+
+    def own_pack_params() -> dict[str, object]:
+        params = owner_params()
+        user = int(str(params["user_id"]))
+        return {**params, "user_pack_id": user + scale.users * rng.randint(0, 9)}
+
+    def packs(**flags: bool) -> str:
+        order = (("remaining", False),) if flags.pop("by_remaining", False) else ()
+        options = {"by_duration_type": False, "by_status": False, "only_free": False}
+        options.update(flags)
+        return read_sql.pack_list(every_owner=False, order=order, **options)
+
+    statements: list[tuple[str, str, Callable[[], dict[str, object]]]] = [
+        ("pack list, default order", packs(), owner_params),
         (
-            "pack list, default order",
-            read_sql.pack_list(
-                every_owner=False,
-                by_duration_type=False,
-                by_status=False,
-                only_free=False,
-                order=(),
-            ),
-            base,
+            "pack list, isFreeStatus by duration",
+            packs(only_free=True, by_remaining=True),
+            owner_params,
         ),
-        (
-            "pack list, free only, by duration",
-            read_sql.pack_list(
-                every_owner=False,
-                by_duration_type=False,
-                by_status=False,
-                only_free=True,
-                order=(("remaining", False),),
-            ),
-            base,
-        ),
-        ("pack detail", read_sql.PACK_DETAIL, {**base, "user_pack_id": 1 + scale.users}),
+        ("pack detail", read_sql.PACK_DETAIL, pack_params),
         (
             "log list, default order",
             read_sql.record_list(every_owner=False, by_pack=False, order=()),
-            base,
+            owner_params,
         ),
         (
-            "log list, by duration desc",
+            "log list by duration desc",
             read_sql.record_list(every_owner=False, by_pack=False, order=(("seconds", True),)),
-            base,
+            owner_params,
         ),
         (
             "log list of one pack",
             read_sql.record_list(every_owner=False, by_pack=True, order=()),
-            {**base, "user_pack_id": 1},
+            own_pack_params,
         ),
-        ("log detail", read_sql.RECORD_DETAIL, {**base, "log_id": 1_000_000_000_001 + 0}),
+        ("log detail", read_sql.RECORD_DETAIL, record_params),
         (
             "admin pack list, default order",
             read_sql.pack_list(
-                every_owner=True,
-                by_duration_type=False,
-                by_status=False,
-                only_free=False,
-                order=(),
+                every_owner=True, by_duration_type=False, by_status=False, only_free=False, order=()
             ),
-            base,
+            owner_params,
         ),
         (
             "admin log list, default order",
             read_sql.record_list(every_owner=True, by_pack=False, order=()),
-            base,
+            owner_params,
         ),
     ]
+    timings = []
     with psycopg.connect(url, autocommit=True) as db:
-        log_owner = db.execute(
-            "SELECT owner_user_id FROM usage_records WHERE log_id = 1000000000001"
-        ).fetchone()
-        for title, statement, params in statements:
-            if title == "log detail" and log_owner:
-                params = {**params, "user_id": log_owner[0]}
-            plan = db.execute(f"EXPLAIN (ANALYZE, COSTS OFF, BUFFERS) {statement}", params)
+        for title, statement, make in statements:
+            plan = db.execute(f"EXPLAIN (ANALYZE, COSTS OFF, BUFFERS) {statement}", make())
             print(f"\n--- {title}")
             for (line,) in plan.fetchall():
                 print(line)
+            runs = repeat if "admin" not in title else max(1, repeat // 30)
+            for _ in range(10):
+                db.execute(statement, make()).fetchall()
+            started = time.perf_counter()
+            for _ in range(runs):
+                db.execute(statement, make()).fetchall()
+            timings.append((title, (time.perf_counter() - started) / runs * 1000))
+    print("\n| statement | mean ms (warm, prepared, random owners) |\n|---|---|")
+    for title, mean in timings:
+        print(f"| {title} | {mean:.2f} |")
 
 
 # --- the load generator -------------------------------------------------------------------
