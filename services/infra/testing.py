@@ -127,10 +127,22 @@ def temporary_database(server_url: str, prefix: str = "test") -> Iterator[str]:
     try:
         yield with_database(server_url, name)
     finally:
-        with psycopg.connect(server_url, autocommit=True) as connection:
-            connection.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        drop_database(server_url, name)
+
+
+def drop_database(server_url: str, name: str, attempts: int = 20) -> None:
+    """DROP DATABASE ... WITH (FORCE), retried: a session our role may not terminate (an
+    autovacuum worker busy with the freshly written tables) goes away within moments."""
+    statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    for attempt in range(attempts):
+        try:
+            with psycopg.connect(server_url, autocommit=True) as connection:
+                connection.execute(statement)
+            return
+        except psycopg.errors.InsufficientPrivilege:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
 
 
 def run_coroutine(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
