@@ -16,10 +16,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Never
@@ -29,9 +30,8 @@ import psycopg
 from psycopg.types.json import set_json_dumps, set_json_loads
 from tqdm import tqdm
 
-from projections.fold import fold_steps
-from services.replay.rows import pack_line, usage_lines
-from services.replay.stream import PackInput, Row, pack_inputs, read_batches
+from services.replay.folding import FoldSettings, FoldWorkers, fold_packs, fold_parts
+from services.replay.stream import Row, pack_inputs
 from services.replay.writer import CopyWriter
 from services.store import replay_sql as sql
 
@@ -51,6 +51,7 @@ class ReplayOptions:
     work_mem: str = "256MB"  # the server sorts the stream in memory up to this much
     batch_size: int = 20_000  # rows per fetch
     parts: int = 4  # the ledger is sorted and read in this many parts
+    workers: int = 2  # processes folding them (1: in this process)
     chunk_rows: int = 50_000  # usage rows per COPY statement
     lock_timeout_ms: int = 2000  # per swap attempt: readers wait at most this long
     swap_attempts: int = 10
@@ -74,6 +75,7 @@ class ReplayReport:
 
 def connect(url: str, name: str = "ledger-replay") -> SyncConn:
     conn: SyncConn = psycopg.connect(url, autocommit=True, application_name=name)
+    conn.execute("SET DateStyle = 'ISO, MDY'")  # the stream's times are parsed as ISO 8601
     set_json_dumps(lambda obj: orjson.dumps(obj).decode(), conn)
     set_json_loads(orjson.loads, conn)
     return conn
@@ -118,29 +120,32 @@ def replay(url: str, options: ReplayOptions | None = None) -> ReplayReport:
 def build(url: str, upto: int, total: int, options: ReplayOptions, report: ReplayReport) -> None:
     """Fold every event up to `upto` into fresh `_next` tables (created, filled, indexed
     and committed in one transaction: an interrupted build leaves nothing behind)."""
-    with (
-        connect(url, "ledger-replay-read") as first_reader,
-        connect(url, "ledger-replay-read") as second_reader,
-        connect(url, "ledger-replay-write") as writer_conn,
-        progress_bar(total, "replay", options.progress) as bar,
-        writer_conn.transaction(),
-    ):
+    queries = sql.parts(sql.STEPS_UP_TO, upto, options.parts)
+    settings = FoldSettings(options.work_mem, options.batch_size, options.chunk_rows)
+    with contextlib.ExitStack() as stack:
+        workers = None
+        if options.workers > 1:  # started first: forked before this process has threads
+            workers = stack.enter_context(FoldWorkers(url, queries, settings, options.workers))
+        writer_conn = stack.enter_context(connect(url, "ledger-replay-write"))
+        bar = stack.enter_context(progress_bar(total, "replay", options.progress))
+        stack.enter_context(writer_conn.transaction())
         restore = _create_next_tables(writer_conn)
         writer = CopyWriter(writer_conn)
         try:
-            batches = read_batches(
-                [first_reader, second_reader],
-                sql.parts(sql.STEPS_UP_TO, upto, options.parts),
-                settings=sql.stream_settings(options.work_mem),
-                batch_size=options.batch_size,
-            )
-            _fold_into(writer, pack_inputs(batches, bar.update), options, report)
+            if workers is not None:
+                counts = workers.collect(writer.put, bar.update)
+            else:
+                counts = fold_parts(url, queries, settings, writer.put, bar.update)
         except BaseException:
             writer.abort()
             raise
         writer.close()
         for statement in restore:
             writer_conn.execute(statement)
+    report.events += counts.events
+    report.packs += counts.packs
+    report.parked_packs += counts.parked_packs
+    report.usage_records += counts.usage_records
 
 
 def _create_next_tables(conn: SyncConn) -> list[str]:
@@ -158,35 +163,6 @@ def _create_next_tables(conn: SyncConn) -> list[str]:
             indexes.append(str(definition))
             conn.execute(f"DROP INDEX {name}")
     return keys + indexes
-
-
-def _fold_into(
-    writer: CopyWriter, packs: Iterable[PackInput], options: ReplayOptions, report: ReplayReport
-) -> None:
-    copy_packs = sql.copy_packs() + " WITH (FREEZE)"
-    copy_usage = sql.copy_usage() + " WITH (FREEZE)"
-    pack_buffer: list[str] = []
-    usage_buffer: list[str] = []
-    chunk = options.chunk_rows
-    for pack in packs:
-        report.events += pack.event_count
-        result = fold_steps(pack.user_pack_id, pack.purchases, pack.steps)
-        if result.state.purchase is None:
-            report.parked_packs += 1
-            continue
-        report.packs += 1
-        pack_buffer.append(pack_line(result))
-        if result.records:
-            report.usage_records += len(result.records)
-            usage_buffer += usage_lines(result)
-            if len(usage_buffer) >= chunk:
-                writer.put(copy_usage, usage_buffer)
-                usage_buffer = []
-        if len(pack_buffer) >= chunk // 4:
-            writer.put(copy_packs, pack_buffer)
-            pack_buffer = []
-    writer.put(copy_usage, usage_buffer)
-    writer.put(copy_packs, pack_buffer)
 
 
 @contextmanager
@@ -213,20 +189,13 @@ def refold_into_next(conn: SyncConn, pack_ids: list[int], upto: int) -> int:
     if not pack_ids:
         return 0
     rows = conn.execute(sql.PACK_STEPS_UP_TO, {"packs": pack_ids, "upto": upto}).fetchall()
-    pack_buffer: list[str] = []
-    usage_buffer: list[str] = []
-    for pack in pack_inputs([rows]):
-        result = fold_steps(pack.user_pack_id, pack.purchases, pack.steps)
-        if result.state.purchase is None:
-            continue
-        pack_buffer.append(pack_line(result))
-        usage_buffer += usage_lines(result)
+    chunks: list[tuple[str, bytes]] = []
+    fold_packs(pack_inputs([rows]), 50_000, lambda *chunk: chunks.append(chunk), freeze=False)
     conn.execute(sql.DELETE_NEXT_USAGE, (pack_ids,))
     conn.execute(sql.DELETE_NEXT_PACKS, (pack_ids,))
-    for statement, buffer in ((sql.copy_packs(), pack_buffer), (sql.copy_usage(), usage_buffer)):
-        if buffer:
-            with conn.cursor() as cur, cur.copy(statement) as copy:
-                copy.write("".join(buffer).encode())
+    for statement, data in chunks:
+        with conn.cursor() as cur, cur.copy(statement) as copy:
+            copy.write(data)
     return len(pack_ids)
 
 

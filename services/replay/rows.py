@@ -37,26 +37,33 @@ def pack_line(result: FoldResult) -> str:
     )
 
 
-def usage_lines(result: FoldResult) -> list[str]:
-    """The pack's usage records, as `projections.read_models.usage_row` describes them."""
+def usage_lines(result: FoldResult, times: dict[int, str] | None = None) -> list[str]:
+    """The pack's usage records, as `projections.read_models.usage_row` describes them.
+
+    `times`: text of the start and stop times by their id() (`stream.PackInput.times`).
+    """
     state = result.state
     assert state.purchase is not None
+    known = times or {}
     head = f"\t{state.user_pack_id}\t{state.purchase.user_id}\t"
     text = c.text
     out = []
     for record in result.records.values():
-        if record.end_time is None:
+        end = record.end_time
+        if end is None:
             closed = f"{NULL}\t{NULL}\t{NULL}\t{NULL}"
             stop_event = NULL
         else:
             closed = (
-                f"{record.end_time.isoformat()}\t{record.charged_seconds}\t"
+                f"{known.get(id(end)) or end.isoformat()}\t{record.charged_seconds}\t"
                 f"{record.overrun_seconds}\t{text(record.stop_reason)}"
             )
             stop_event = text(record.stop_event_id)
+        start = record.start_time
         out.append(
             f"{record.log_id}{head}{record.train_id}\t{text(record.train_name)}\t"
-            f"{record.user_id}\t{text(record.user_name)}\t{record.start_time.isoformat()}\t"
+            f"{record.user_id}\t{text(record.user_name)}\t"
+            f"{known.get(id(start)) or start.isoformat()}\t"
             f"{closed}\t{text(record.start_event_id)}\t{stop_event}\n"
         )
     return out

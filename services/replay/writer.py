@@ -23,14 +23,10 @@ class CopyWriter:
         self._aborted = False
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._thread.start()
-        self.rows = 0
 
-    def put(self, statement: str, lines: list[str]) -> None:
-        if not lines:
-            return
+    def put(self, statement: str, data: bytes) -> None:
         self._raise_if_failed()
-        self.rows += len(lines)
-        self._queue.put((statement, "".join(lines).encode()))
+        self._queue.put((statement, data))
 
     def close(self) -> None:
         self._queue.put(None)

@@ -55,7 +55,7 @@ _STEP_COLUMNS: Final = """
         WHEN 'infinite.training.started' THEN 2
         WHEN 'infinite.training.stopped' THEN 3
     END AS kind,
-    e.event_time,
+    e.event_time::text AS event_time,  -- parsed by the reader, and written back as is
     e.event_id,
     CASE WHEN e.event_type = 'infinite.pack.adjusted' THEN e.envelope #>> '{data,deltaSeconds}'
          ELSE e.envelope #>> '{data,trainId}' END AS number,

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,9 +23,10 @@ import pytest
 
 from api.app import create_app
 from services.infra.testing import run_coroutine, temporary_database
-from services.replay import rebuild
+from services.replay import folding, rebuild
 from services.replay.rebuild import ReplayOptions, replay
 from services.replay.verify import verify
+from services.replay.writer import CopyWriter
 from services.store.migrate import migrate
 from tests.api.support import (
     LOG_DETAIL,
@@ -297,25 +298,35 @@ def test_an_interrupted_replay_leaves_the_live_tables_and_the_next_one_cleans_up
     consumer.stop()
     rows = actual_rows(ledger_database)
 
-    real_fold_into = rebuild._fold_into
+    # An operator's Ctrl-C while the rows are being written ...
+    real_put = CopyWriter.put
+    chunks: list[str] = []
 
-    def fold_then_fail(writer: Any, packs: Iterator[Any], *args: Any) -> None:
-        def some_then_fail() -> Iterator[Any]:
-            for number, pack in enumerate(packs):
-                if number == 5:
-                    raise KeyboardInterrupt  # an operator's Ctrl-C halfway
-                yield pack
+    def put_then_interrupt(self: CopyWriter, statement: str, data: bytes) -> None:
+        chunks.append(statement)
+        if len(chunks) == 2:
+            raise KeyboardInterrupt
+        real_put(self, statement, data)
 
-        real_fold_into(writer, some_then_fail(), *args)
-
-    monkeypatch.setattr(rebuild, "_fold_into", fold_then_fail)
+    monkeypatch.setattr(CopyWriter, "put", put_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
+        replay(ledger_database, ReplayOptions(progress=False, chunk_rows=100))
+    monkeypatch.setattr(CopyWriter, "put", real_put)
+    assert read_model_names(ledger_database) == LIVE_NAMES
+    assert actual_rows(ledger_database) == rows
+
+    # ... and a folding worker that fails: its traceback comes back with the error.
+    def fold_packs_then_fail(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("a bug in the fold")
+
+    monkeypatch.setattr(folding, "fold_packs", fold_packs_then_fail)
+    with pytest.raises(folding.WorkerFailed, match="a bug in the fold"):
         replay(ledger_database, QUIET)
+    monkeypatch.undo()
     assert read_model_names(ledger_database) == LIVE_NAMES
     assert actual_rows(ledger_database) == rows
 
     # Leftovers of a run killed at a worse moment: dropped by the next replay.
-    monkeypatch.setattr(rebuild, "_fold_into", real_fold_into)
     with psycopg.connect(ledger_database, autocommit=True) as conn:
         conn.execute("CREATE TABLE packs_next (junk int)")
         conn.execute("CREATE TABLE usage_records_old (junk int)")
