@@ -7,13 +7,14 @@ events sent) and, where it matters, the answers of the API as of one fixed insta
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -64,37 +65,46 @@ LIVE_NAMES = {
 }
 
 
-async def api_answers(db_url: str, instant: datetime = AS_OF) -> dict[str, Any]:
-    """What the four endpoints answer, as of `instant`, to two owners and an admin: every
-    pack list, pack detail, usage-record list and usage-record detail."""
+@contextlib.asynccontextmanager
+async def api_client(db_url: str, instant: datetime = AS_OF) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the API app on `db_url`, answering as of `instant`."""
     clock = FixedClock()
     clock.set(instant)
     app = create_app(settings_for(db_url), clock=clock)
-    answers: dict[str, Any] = {}
-    callers = [(str(owner), bearer(owner)) for owner in OWNERS]
-    callers.append(("admin", bearer(1, admin=True)))
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
     ):
-        for who, headers in callers:
-            packs = await ok(client, PACK_LIST, {"pageNum": 1, "pageSize": 100}, headers)
-            answers[f"{who} packs"] = packs
-            by_duration = {"pageSize": 100, "order": [{"key": "duration", "sort": "asc"}]}
-            answers[f"{who} packs by duration"] = await ok(client, PACK_LIST, by_duration, headers)
-            for item in packs["userPackList"]:
-                pack = item["userPackId"]
-                answers[f"{who} pack {pack}"] = await ok(
-                    client, PACK_DETAIL, {"userPackId": pack}, headers
-                )
-            logs = await ok(client, LOG_LIST, {"order": [], "pageNum": 1, "pageSize": 100}, headers)
-            answers[f"{who} logs"] = logs
-            for item in logs["list"]:
-                log_id = item["logId"]
-                answers[f"{who} log {log_id}"] = await ok(
-                    client, LOG_DETAIL, {"logId": log_id}, headers
-                )
+        yield client
+
+
+async def answers_of(client: httpx.AsyncClient) -> dict[str, Any]:
+    """What the four endpoints answer to two owners and an admin: every pack list, pack
+    detail, usage-record list and usage-record detail."""
+    answers: dict[str, Any] = {}
+    callers = [(str(owner), bearer(owner)) for owner in OWNERS]
+    callers.append(("admin", bearer(1, admin=True)))
+    for who, headers in callers:
+        packs = await ok(client, PACK_LIST, {"pageNum": 1, "pageSize": 100}, headers)
+        answers[f"{who} packs"] = packs
+        by_duration = {"pageSize": 100, "order": [{"key": "duration", "sort": "asc"}]}
+        answers[f"{who} packs by duration"] = await ok(client, PACK_LIST, by_duration, headers)
+        for item in packs["userPackList"]:
+            pack = item["userPackId"]
+            answers[f"{who} pack {pack}"] = await ok(
+                client, PACK_DETAIL, {"userPackId": pack}, headers
+            )
+        logs = await ok(client, LOG_LIST, {"order": [], "pageNum": 1, "pageSize": 100}, headers)
+        answers[f"{who} logs"] = logs
+        for item in logs["list"]:
+            body = {"logId": item["logId"]}
+            answers[f"{who} log {item['logId']}"] = await ok(client, LOG_DETAIL, body, headers)
     return answers
+
+
+async def api_answers(db_url: str, instant: datetime = AS_OF) -> dict[str, Any]:
+    async with api_client(db_url, instant) as client:
+        return await answers_of(client)
 
 
 def read_model_names(url: str) -> set[str]:
@@ -121,7 +131,7 @@ def wait_applied(url: str, count: int, consumer: ConsumerProcess) -> None:
     )
 
 
-def test_replay_keeps_every_answer_and_the_consumer_goes_on(
+async def test_replay_keeps_every_answer_and_the_consumer_goes_on(
     kafka_bootstrap: str,
     ledger_database: str,
     unique_topic: str,
@@ -129,36 +139,38 @@ def test_replay_keeps_every_answer_and_the_consumer_goes_on(
 ) -> None:
     events = stream(packs=40, events_per_pack=30, seed=5)
     first, later = events[: len(events) * 3 // 4], events[len(events) * 3 // 4 :]
-    run_coroutine(lambda: produce(kafka_bootstrap, unique_topic, list(first)))
+    await produce(kafka_bootstrap, unique_topic, list(first))
     consumer = consumer_factory()
     consumer.start()
     wait_applied(ledger_database, distinct_ids(first), consumer)
 
-    before = run_coroutine(lambda: api_answers(ledger_database))
-    rows_before = actual_rows(ledger_database)
-    assert rows_before == expected_rows(first)
-    # The answers cover something: running and closed sessions, several owners.
-    assert len(before["admin packs"]["userPackList"]) == len(rows_before[0])
-    assert {p["userPackStatus"] for p in before["admin packs"]["userPackList"]} == {
-        "status.outOfTime",  # sessions still running three days later
-        "status.free",
-    }
-    assert any(item["endTime"] is None for item in before["admin logs"]["list"])
-    assert all(before[f"{owner} packs"]["userPackList"] for owner in OWNERS)
+    async with api_client(ledger_database) as client:  # one app, serving all along
+        before = await answers_of(client)  # its statements are prepared by now
+        rows_before = actual_rows(ledger_database)
+        assert rows_before == expected_rows(first)
+        # The answers cover something: running and closed sessions, several owners.
+        assert len(before["admin packs"]["userPackList"]) == len(rows_before[0])
+        assert {p["userPackStatus"] for p in before["admin packs"]["userPackList"]} == {
+            "status.outOfTime",  # sessions still running three days later
+            "status.free",
+        }
+        assert any(item["endTime"] is None for item in before["admin logs"]["list"])
+        assert all(before[f"{owner} packs"]["userPackList"] for owner in OWNERS)
 
-    report = replay(ledger_database, QUIET)  # the consumer runs all along
+        report = replay(ledger_database, QUIET)  # the consumer runs all along
 
+        assert await answers_of(client) == before
+    assert await api_answers(ledger_database) == before  # and a new app
     assert report.events == distinct_ids(first)
     assert report.packs == len(rows_before[0])
     assert report.usage_records == len(rows_before[1])
-    assert run_coroutine(lambda: api_answers(ledger_database)) == before
     assert actual_rows(ledger_database) == rows_before
     assert read_model_names(ledger_database) == LIVE_NAMES  # nothing _next or _old is left
     assert verify(ledger_database, progress=False).clean
 
     # The consumer writes into the swapped-in tables, and the next replay's fresh tables
     # and indexes do not collide with the renamed ones.
-    run_coroutine(lambda: produce(kafka_bootstrap, unique_topic, list(later)))
+    await produce(kafka_bootstrap, unique_topic, list(later))
     wait_applied(ledger_database, distinct_ids(events), consumer)
     assert actual_rows(ledger_database) == expected_rows(events)
     again = replay(ledger_database, QUIET)
