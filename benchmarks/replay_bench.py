@@ -12,7 +12,10 @@
    events/s of the build (the ledger read, folded and written into the fresh tables,
    indexed and committed) and the whole run (with catch-up, ANALYZE and the swap).
 3. `--verify` then checks the result with `ledger verify`'s pure fold;
-   `--profile FILE` writes a cProfile of the last run (main thread).
+   `--profile FILE` writes a cProfile of the last run (main process).
+
+`--kafka EVENTS` measures `ledger replay --from-kafka` instead: publishes EVENTS events
+of the same generator to a fresh topic and rebuilds a fresh database from it.
 
 Needs the database of `ledger infra up` (or LEDGER_DATABASE_URL).
 """
@@ -20,6 +23,7 @@ Needs the database of `ledger infra up` (or LEDGER_DATABASE_URL).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import statistics
 import sys
@@ -32,8 +36,10 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from consumer_bench import make_events  # a sibling script
+from consumer_bench import create_topic, make_events, publish  # a sibling script
 
+from services.infra.testing import delete_topic
+from services.replay.from_kafka import rebuild_from_kafka
 from services.replay.rebuild import ReplayOptions, ReplayReport, replay
 from services.replay.verify import verify
 from services.settings import get_settings
@@ -107,6 +113,36 @@ def one_run(url: str, profile: str | None) -> ReplayReport:
     return report
 
 
+async def from_kafka(total: int, packs: int) -> None:
+    settings = get_settings()
+    bootstrap, server = settings.kafka_bootstrap_servers, settings.psycopg_url
+    run = uuid.uuid4().hex[:8]
+    topic, name = f"replay-bench-{run}", f"replay_bench_kafka_{run}"
+    await create_topic(bootstrap, topic)
+    events = make_events(total, min(packs, max(1, total // 50)))
+    took = await publish(bootstrap, topic, events)
+    print(f"published {len(events):,} events to {topic} in {took:.1f}s", flush=True)
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = database_url(server, name)
+    try:
+        migrate(url)
+        report = await rebuild_from_kafka(
+            url, bootstrap, topic, "ledger", batch_max_records=settings.batch_max_records,
+            progress=False,
+        )  # fmt: skip
+        print(
+            f"--from-kafka: {report.records:,} records ({report.appended:,} appended, "
+            f"{report.duplicates:,} duplicates) in {report.seconds:.1f}s: "
+            f"{report.records_per_second:,.0f} records/s "
+            f"(batches of up to {settings.batch_max_records:,})"
+        )
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        delete_topic(bootstrap, topic)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_020_000)
@@ -116,7 +152,11 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument("--verify", action="store_true", help="then run ledger verify")
     parser.add_argument("--profile", help="write a cProfile of the last run here")
+    parser.add_argument("--kafka", type=int, help="measure --from-kafka with this many events")
     args = parser.parse_args()
+    if args.kafka:
+        asyncio.run(from_kafka(args.kafka, args.packs))
+        return
 
     server = get_settings().psycopg_url
     name = args.database or f"replay_bench_{uuid.uuid4().hex[:8]}"
