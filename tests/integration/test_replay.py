@@ -8,6 +8,7 @@ events sent) and, where it matters, the answers of the API as of one fixed insta
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import subprocess
@@ -23,11 +24,15 @@ import psycopg
 import pytest
 
 from api.app import create_app
+from events.parse import Refusal, parse_event
+from services.consumer.ingest import ingest
+from services.consumer.records import SourceRecord
 from services.infra.testing import run_coroutine, temporary_database
 from services.replay import folding, rebuild
 from services.replay.rebuild import ReplayOptions, replay
 from services.replay.verify import verify
 from services.replay.writer import CopyWriter
+from services.store.connection import connect
 from services.store.migrate import migrate
 from tests.api.support import (
     LOG_DETAIL,
@@ -437,3 +442,70 @@ def test_from_kafka_rebuilds_the_ledger_and_the_consumer_resumes_after_it(
     )
     assert refused.returncode == 2
     assert "rebuild into an empty, migrated database" in refused.stderr
+
+
+def _record(offset: int, doc: dict[str, Any]) -> SourceRecord:
+    return SourceRecord("spellings", 0, offset, b"k", json.dumps(doc).encode())
+
+
+async def test_replay_reads_every_spelling_the_contract_accepts(ledger_database: str) -> None:
+    """Ids as digit strings, integral floats and strings for seconds, escapes in names,
+    absent and null reasons, times with offsets, 'Z', 'z', seven fractional digits: the
+    replay's fast path (fields taken out of the stored jsonb) must read them as the
+    contract's validation does."""
+
+    def event(id_: str, type_: str, time: str, **data: Any) -> dict[str, Any]:
+        return {
+            "specversion": "1.0",
+            "id": id_,
+            "source": "s",
+            "type": type_,
+            "time": time,
+            "data": data,
+        }
+
+    node = {"nodeId": "01", "nodeName": "n\t1", "nodeType": "nodeType.master",
+            "cpuCount": 1, "gpuCount": 0, "memorySize": 2}  # fmt: skip
+    started, stopped = "infinite.training.started", "infinite.training.stopped"
+    docs = [
+        event("p", "infinite.pack.purchased", "2026-11-01T08:00:00+08:00", userPackId="0042",
+              userId="0009", userName="tab\there", packName="p\\1", packDurationType="type.timing",
+              durationSeconds=3600.0, nodeList=[node]),
+        event("a1", "infinite.pack.adjusted", "2026-11-01T00:00:01Z", userPackId=42,
+              deltaSeconds=600.0, reason="x"),
+        event("a2", "infinite.pack.adjusted", "2026-11-01T00:00:02z", userPackId=42,
+              deltaSeconds=" -60 ", reason="y"),
+        event("a3", "infinite.pack.adjusted", "2026-11-01T00:00:03+00:00", userPackId=42,
+              deltaSeconds=6e2, reason="z"),
+        event("s1", started, "2026-11-01t00:00:04.1234567z", userPackId=42, trainId="007",
+              trainName="a\tb\\c\nd", userId="9", userName="张三"),
+        event("s2", started, "2026-11-01 08:00:05.5+08:00", userPackId=42, trainId=8,
+              trainName="\\N", userId=9, userName="\\"),
+        event("t1", stopped, "2026-11-01T00:30:00-03:30", userPackId=42, trainId=7),
+        event("t2", stopped, "2026-11-01T05:00:00Z", userPackId=42, trainId=7, reason=None),
+        event("t3", stopped, "2026-11-01T05:00:01.000001Z", userPackId=42, trainId=8,
+              reason="back\\slash\r\n"),
+        event("s3", started, "2026-11-01T06:00:00Z", userPackId=42, trainId=9,
+              trainName="", userId=9, userName="still running"),
+    ]  # fmt: skip
+    records = [_record(offset, doc) for offset, doc in enumerate(docs)]
+    assert all(not isinstance(parse_event(r.value), Refusal) for r in records)
+    conn = await connect(ledger_database)
+    try:
+        outcome = await ingest(conn, "spellings", records)
+    finally:
+        await conn.close()
+    assert outcome.appended == len(docs) and not outcome.refused
+    projected = actual_rows(ledger_database)
+    names = query(ledger_database, "SELECT train_name, user_name, stop_reason FROM usage_records")
+
+    report = replay(ledger_database, QUIET)
+
+    assert report.events == len(docs) and report.usage_records == 3
+    assert actual_rows(ledger_database) == projected  # as the consumer projected them
+    assert sorted(names) == sorted(
+        query(ledger_database, "SELECT train_name, user_name, stop_reason FROM usage_records")
+    )
+    assert ("a\tb\\c\nd", "张三", None) in names
+    assert projected[0][42][0] == 3600 + 600 - 60 + 600  # granted
+    assert verify(ledger_database, progress=False).clean  # and as the pure fold says
