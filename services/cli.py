@@ -93,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--no-progress", action="store_true", help="no progress bar")
     replay.add_argument(
-        "--work-mem", default="256MB", help="server memory to sort the ledger in (256MB)"
+        "--work-mem",
+        default="128MB",
+        help="server memory per reading connection (4) to sort the ledger in (128MB)",
     )
     replay.add_argument(
         "--lock-timeout-ms",

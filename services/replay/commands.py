@@ -39,7 +39,7 @@ def run_replay(args: argparse.Namespace) -> int:
         )
         return 0
 
-    from services.replay.rebuild import ReplayOptions, SwapError, replay
+    from services.replay.rebuild import ReplayOptions, ReplayRunning, SwapError, replay
 
     options = ReplayOptions(
         progress=not args.no_progress,
@@ -48,7 +48,7 @@ def run_replay(args: argparse.Namespace) -> int:
     )
     try:
         report = replay(settings.psycopg_url, options)
-    except SwapError as error:
+    except (SwapError, ReplayRunning) as error:
         print(f"ledger replay: {error}", file=sys.stderr)
         return 1
     print(

@@ -45,10 +45,14 @@ class SwapError(RuntimeError):
     """The read models' readers or writers kept their locks through every attempt."""
 
 
+class ReplayRunning(RuntimeError):
+    """Another `ledger replay` works on this database."""
+
+
 @dataclass(slots=True)
 class ReplayOptions:
     progress: bool = True
-    work_mem: str = "256MB"  # the server sorts the stream in memory up to this much
+    work_mem: str = "128MB"  # per reading connection (4): the server sorts a part in it
     batch_size: int = 20_000  # rows per fetch
     parts: int = 4  # the ledger is sorted and read in this many parts
     workers: int = 2  # processes folding them (1: in this process)
@@ -102,6 +106,9 @@ def replay(url: str, options: ReplayOptions | None = None) -> ReplayReport:
     report = ReplayReport()
     started = time.perf_counter()
     with connect(url) as control:
+        row = control.execute(sql.TRY_REPLAY_LOCK).fetchone()
+        if not (row and row[0]):
+            raise ReplayRunning("another ledger replay is running on this database")
         for statement in sql.drop_leftovers():
             control.execute(statement)
         upto = watermark(control)

@@ -15,6 +15,10 @@ NEXT: Final = "_next"
 OLD: Final = "_old"
 READ_MODELS: Final = ("packs", "usage_records")
 
+# One replay at a time per database (a session lock: released when the replay's control
+# connection closes, however it ends).
+TRY_REPLAY_LOCK: Final = "SELECT pg_try_advisory_lock(hashtextextended('ledger replay', 0))"
+
 # Session settings of the connections that stream the ledger: times in UTC (the values
 # are instants; only their tzinfo depends on this), room to sort a pack-ordered stream in
 # memory, and a plan chosen for reading everything rather than for the first rows.

@@ -32,6 +32,7 @@ from services.replay import folding, rebuild
 from services.replay.rebuild import ReplayOptions, replay
 from services.replay.verify import verify
 from services.replay.writer import CopyWriter
+from services.store import replay_sql
 from services.store.connection import connect
 from services.store.migrate import migrate
 from tests.api.support import (
@@ -341,6 +342,13 @@ def test_an_interrupted_replay_leaves_the_live_tables_and_the_next_one_cleans_up
         replay(ledger_database, QUIET)
     monkeypatch.undo()
     assert read_model_names(ledger_database) == LIVE_NAMES
+    assert actual_rows(ledger_database) == rows
+
+    # One replay at a time: a second one is refused while the first holds its lock.
+    with psycopg.connect(ledger_database, autocommit=True) as first:
+        first.execute(replay_sql.TRY_REPLAY_LOCK)
+        with pytest.raises(rebuild.ReplayRunning):
+            replay(ledger_database, QUIET)
     assert actual_rows(ledger_database) == rows
 
     # Leftovers of a run killed at a worse moment: dropped by the next replay.
