@@ -79,7 +79,10 @@ class ReplayReport:
 
 def connect(url: str, name: str = "ledger-replay") -> SyncConn:
     conn: SyncConn = psycopg.connect(url, autocommit=True, application_name=name)
-    conn.execute("SET DateStyle = 'ISO, MDY'")  # the stream's times are parsed as ISO 8601
+    # The stream's times are read back as ISO 8601 text (the instants do not depend on the
+    # zone; UTC keeps the text short and its offset whole).
+    conn.execute("SET DateStyle = 'ISO, MDY'")
+    conn.execute("SET TimeZone = 'UTC'")
     set_json_dumps(lambda obj: orjson.dumps(obj).decode(), conn)
     set_json_loads(orjson.loads, conn)
     return conn
