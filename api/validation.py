@@ -131,6 +131,10 @@ class Checker:
             return None
         if isinstance(value, int):
             return value
+        if isinstance(value, float) and abs(value) >= 2**63:
+            # An integer literal beyond 64 bits, which the JSON parser turned into a float.
+            self.violate(field, Rule.MIN if value < 0 else Rule.MAX)
+            return None
         if isinstance(value, str):
             pattern = _DIGITS if digits_only else _INTEGER_TEXT
             if pattern.fullmatch(value):

@@ -44,6 +44,10 @@ CASES: list[tuple[str, Any, dict[str, list[str]]]] = [
     (PACK_DETAIL, {"userPackId": BIG}, {"userPackId": ["max"]}),
     (PACK_DETAIL, {"userPackId": str(BIG)}, {"userPackId": ["max"]}),
     (PACK_DETAIL, {"userPackId": "9" * 60}, {"userPackId": ["max"]}),
+    (PACK_DETAIL, b'{"userPackId": 18446744073709551616}', {"userPackId": ["max"]}),
+    (PACK_DETAIL, b'{"userPackId": -99999999999999999999}', {"userPackId": ["min"]}),
+    (PACK_DETAIL, b'{"userPackId": 5.0}', {"userPackId": ["typeMismatch"]}),
+    (PACK_DETAIL, b'{"userPackId": 1e400}', {"body": ["malformedJson"]}),
     # getTrainPackLogDetail: logId notBlank
     (LOG_DETAIL, {}, {"logId": ["notBlank"]}),
     (LOG_DETAIL, {"logId": None}, {"logId": ["notBlank"]}),
