@@ -133,9 +133,9 @@ CREATE TABLE usage_records{suffix} (
     stop_event_id    text
 );
 CREATE INDEX usage_records{suffix}_owner_start_idx
-    ON usage_records{suffix} (owner_user_id, start_time DESC, log_id DESC);
+    ON usage_records{suffix} (owner_user_id, start_time DESC, log_id DESC) INCLUDE (end_time);
 CREATE INDEX usage_records{suffix}_pack_start_idx
-    ON usage_records{suffix} (user_pack_id, start_time DESC, log_id DESC);
+    ON usage_records{suffix} (user_pack_id, start_time DESC, log_id DESC) INCLUDE (end_time);
 CREATE INDEX usage_records{suffix}_start_idx
     ON usage_records{suffix} (start_time DESC, log_id DESC);
 """
@@ -143,24 +143,31 @@ CREATE INDEX usage_records{suffix}_start_idx
 # Values as of a given instant. Whole seconds, floored, never below 0, per open session:
 # the same arithmetic as projections.rules.
 READ_FUNCTIONS = """
-CREATE FUNCTION ledger_elapsed(since timestamptz, at timestamptz) RETURNS bigint
+CREATE OR REPLACE FUNCTION ledger_elapsed(since timestamptz, at timestamptz) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT greatest(0, floor(extract(epoch FROM (at - since))))::bigint
 $$;
 
-CREATE FUNCTION ledger_remaining(
+-- Kept apart so that ledger_remaining and ledger_status (plain CASE expressions) can be
+-- inlined by the planner; this sub-select only runs for packs with open sessions.
+CREATE OR REPLACE FUNCTION ledger_open_seconds(open_starts timestamptz[], at timestamptz)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(sum(ledger_elapsed(s, at)), 0)::bigint FROM unnest(open_starts) AS s
+$$;
+
+CREATE OR REPLACE FUNCTION ledger_remaining(
     duration_type text, granted bigint, charged bigint, open_starts timestamptz[], at timestamptz
 ) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE
-        WHEN duration_type <> 'type.timing' THEN 0
+        WHEN duration_type <> 'type.timing' THEN 0::bigint
         WHEN cardinality(open_starts) = 0 THEN greatest(0, granted - charged)
-        ELSE greatest(0, granted - charged
-             - (SELECT coalesce(sum(ledger_elapsed(s, at)), 0) FROM unnest(open_starts) AS s))
-    END::bigint
+        ELSE greatest(0, granted - charged - ledger_open_seconds(open_starts, at))
+    END
 $$;
 
-CREATE FUNCTION ledger_status(
+CREATE OR REPLACE FUNCTION ledger_status(
     duration_type text, granted bigint, charged bigint, open_starts timestamptz[],
     activity_end_time timestamptz, at timestamptz
 ) RETURNS text
@@ -177,12 +184,23 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     END
 $$;
 
-CREATE FUNCTION ledger_session_seconds(
+CREATE OR REPLACE FUNCTION ledger_session_seconds(
     start_time timestamptz, end_time timestamptz, at timestamptz
 ) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT ledger_elapsed(start_time, coalesce(end_time, at))
 $$;
+"""
+
+# Revision 0002: the usage-record indexes carry end_time, so that a page of the log list
+# is chosen from the index alone (durations and end times are computed from it).
+USAGE_INDEXES_WITH_END_TIME = """
+DROP INDEX IF EXISTS usage_records_owner_start_idx;
+CREATE INDEX usage_records_owner_start_idx
+    ON usage_records (owner_user_id, start_time DESC, log_id DESC) INCLUDE (end_time);
+DROP INDEX IF EXISTS usage_records_pack_start_idx;
+CREATE INDEX usage_records_pack_start_idx
+    ON usage_records (user_pack_id, start_time DESC, log_id DESC) INCLUDE (end_time);
 """
 
 
