@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import FastAPI
 
+from api import metrics
 from api.auth import ConfigurationError, TokenVerifier
 from api.context import ApiContext
 from api.db import Database
@@ -90,7 +91,9 @@ def create_app(
     app.include_router(packs.build_router(ctx))
     app.include_router(records.build_router(ctx))
     app.include_router(health.build_router(ctx))
+    app.include_router(metrics.build_router())
     install_error_handlers(app)
     app.add_middleware(RequestContext)
+    app.add_middleware(metrics.RequestTiming)  # outermost: times the whole answer
     install_openapi(app)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 import uvicorn
@@ -12,15 +13,20 @@ from fastapi import FastAPI
 from api.app import create_app
 from api.auth import ConfigurationError
 from api.middleware import RequestIdFilter
+from services.logs import JsonFormatter
 from services.settings import get_settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [request %(request_id)s] %(message)s"
 
 
 def configure_logging() -> None:
+    """JSON lines with a `request_id` field (LEDGER_LOG_FORMAT=text for the plain form)."""
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    if os.environ.get("LEDGER_LOG_FORMAT", "json").lower() == "text":
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    else:
+        handler.setFormatter(JsonFormatter())
     api_log = logging.getLogger("api")
     api_log.handlers[:] = [handler]
     api_log.setLevel(logging.INFO)
