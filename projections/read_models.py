@@ -87,7 +87,7 @@ def pack_row(state: PackState) -> PackRow:
     purchase = state.purchase
     if purchase is None:
         raise ValueError(f"pack {state.user_pack_id} has no purchase: it has no read model")
-    exhaustion = exhausts_at(state)
+    changing = pack_dynamics(state)
     return PackRow(
         user_pack_id=state.user_pack_id,
         user_id=purchase.user_id,
@@ -97,16 +97,14 @@ def pack_row(state: PackState) -> PackRow:
         buy_datetime=purchase.buy_datetime,
         activity_end_time=purchase.activity_end_time,
         node_list=[node.model_dump(mode="json") for node in purchase.nodes],
-        granted=state.granted,
-        charged=state.charged,
-        open_starts=state.open_starts,
-        open_train_ids=list(state.open_sessions),
-        exhausts_at=exhaustion,
-        exhaustion_notice_id=(
-            None if exhaustion is None else exhaustion_notice_id(state.user_pack_id, exhaustion)
-        ),
-        snapshot=to_snapshot(state, with_purchase=False),
-        event_count=state.event_count,
+        granted=changing.granted,
+        charged=changing.charged,
+        open_starts=changing.open_starts,
+        open_train_ids=changing.open_train_ids,
+        exhausts_at=changing.exhausts_at,
+        exhaustion_notice_id=changing.exhaustion_notice_id,
+        snapshot=changing.snapshot,
+        event_count=changing.event_count,
     )
 
 

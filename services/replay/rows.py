@@ -6,35 +6,13 @@ from __future__ import annotations
 from projections.fold import FoldResult
 from projections.read_models import pack_row
 from services.store import copy_text as c
+from services.store.projection_sql import pack_fields
 
 NULL = c.NULL
 
 
 def pack_line(result: FoldResult) -> str:
-    row = pack_row(result.state)
-    return (
-        "\t".join(
-            (
-                str(row.user_pack_id),
-                str(row.user_id),
-                c.text(row.user_name),
-                c.text(row.pack_name),
-                row.duration_type,
-                c.timestamp(row.buy_datetime),
-                c.timestamp(row.activity_end_time),
-                c.json_value(row.node_list),
-                str(row.granted),
-                str(row.charged),
-                c.timestamp_array(row.open_starts),
-                c.integer_array(row.open_train_ids),
-                c.timestamp(row.exhausts_at),
-                c.text(row.exhaustion_notice_id),
-                c.json_value(row.snapshot),
-                str(row.event_count),
-            )
-        )
-        + "\n"
-    )
+    return "\t".join(pack_fields(pack_row(result.state))) + "\n"
 
 
 def usage_lines(result: FoldResult, times: dict[int, str] | None = None) -> list[str]:

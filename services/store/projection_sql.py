@@ -118,6 +118,55 @@ ON CONFLICT (log_id) DO UPDATE SET
 """
 
 
+def pack_fields(row: PackRow) -> tuple[str, ...]:
+    """A pack row as COPY text fields, in the order of PACK_COLUMNS."""
+    return (
+        str(row.user_pack_id),
+        str(row.user_id),
+        c.text(row.user_name),
+        c.text(row.pack_name),
+        row.duration_type,
+        c.timestamp(row.buy_datetime),
+        c.timestamp(row.activity_end_time),
+        c.json_value(row.node_list),
+        *_changing_fields(row),
+    )
+
+
+def _changing_fields(row: PackRow | PackDynamics) -> tuple[str, ...]:
+    """The columns events change after the purchase (DYNAMIC_COLUMNS but the id)."""
+    return (
+        str(row.granted),
+        str(row.charged),
+        c.timestamp_array(row.open_starts),
+        c.integer_array(row.open_train_ids),
+        c.timestamp(row.exhausts_at),
+        c.text(row.exhaustion_notice_id),
+        c.json_value(row.snapshot),
+        str(row.event_count),
+    )
+
+
+def usage_fields(row: UsageRow) -> tuple[str, ...]:
+    """A usage record as COPY text fields, in the order of USAGE_COLUMNS."""
+    return (
+        str(row.log_id),
+        str(row.user_pack_id),
+        str(row.owner_user_id),
+        str(row.train_id),
+        c.text(row.train_name),
+        str(row.user_id),
+        c.text(row.user_name),
+        c.timestamp(row.start_time),
+        c.timestamp(row.end_time),
+        c.integer(row.charged_seconds),
+        c.integer(row.overrun_seconds),
+        c.text(row.stop_reason),
+        c.text(row.start_event_id),
+        c.text(row.stop_event_id),
+    )
+
+
 async def lock_versions(
     conn: Conn, user_pack_ids: Sequence[int], suffix: str = ""
 ) -> dict[int, int]:
@@ -147,20 +196,7 @@ async def write_pack_dynamics(conn: Conn, rows: Sequence[PackDynamics], suffix: 
     """Update the columns that change after the purchase, for packs already stored."""
     if not rows:
         return
-    text = c.lines(
-        (
-            str(row.user_pack_id),
-            str(row.granted),
-            str(row.charged),
-            c.timestamp_array(row.open_starts),
-            c.integer_array(row.open_train_ids),
-            c.timestamp(row.exhausts_at),
-            c.text(row.exhaustion_notice_id),
-            c.json_value(row.snapshot),
-            str(row.event_count),
-        )
-        for row in rows
-    )
+    text = c.lines((str(row.user_pack_id), *_changing_fields(row)) for row in rows)
     async with conn.cursor() as cur:
         await cur.execute(CREATE_DYNAMICS_STAGING)
         async with cur.copy(f"COPY pack_dynamics_staging ({DYNAMIC_COLUMNS}) FROM STDIN") as copy:
@@ -171,27 +207,7 @@ async def write_pack_dynamics(conn: Conn, rows: Sequence[PackDynamics], suffix: 
 async def write_packs(conn: Conn, rows: Sequence[PackRow], suffix: str = "") -> None:
     if not rows:
         return
-    text = c.lines(
-        (
-            str(row.user_pack_id),
-            str(row.user_id),
-            c.text(row.user_name),
-            c.text(row.pack_name),
-            row.duration_type,
-            c.timestamp(row.buy_datetime),
-            c.timestamp(row.activity_end_time),
-            c.json_value(row.node_list),
-            str(row.granted),
-            str(row.charged),
-            c.timestamp_array(row.open_starts),
-            c.integer_array(row.open_train_ids),
-            c.timestamp(row.exhausts_at),
-            c.text(row.exhaustion_notice_id),
-            c.json_value(row.snapshot),
-            str(row.event_count),
-        )
-        for row in rows
-    )
+    text = c.lines(map(pack_fields, rows))
     async with conn.cursor() as cur:
         await cur.execute(CREATE_PACK_STAGING)
         async with cur.copy(f"COPY packs_staging ({PACK_COLUMNS}) FROM STDIN") as copy:
@@ -211,25 +227,7 @@ async def replace_usage(
             await cur.execute(DELETE_PACK_USAGE.format(suffix=suffix), (list(refolded_pack_ids),))
         if not rows:
             return
-        text = c.lines(
-            (
-                str(row.log_id),
-                str(row.user_pack_id),
-                str(row.owner_user_id),
-                str(row.train_id),
-                c.text(row.train_name),
-                str(row.user_id),
-                c.text(row.user_name),
-                c.timestamp(row.start_time),
-                c.timestamp(row.end_time),
-                c.integer(row.charged_seconds),
-                c.integer(row.overrun_seconds),
-                c.text(row.stop_reason),
-                c.text(row.start_event_id),
-                c.text(row.stop_event_id),
-            )
-            for row in rows
-        )
+        text = c.lines(map(usage_fields, rows))
         await cur.execute(CREATE_USAGE_STAGING)
         async with cur.copy(f"COPY usage_staging ({USAGE_COLUMNS}) FROM STDIN") as copy:
             await copy.write(text)
