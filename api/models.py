@@ -21,6 +21,23 @@ DigitString = Annotated[str, Field(pattern=DIGITS, description="a positive integ
 TimeString = Annotated[str, Field(pattern=TIME, description="yyyy-MM-dd HH:mm:ss")]
 IdNumber = Annotated[int, Field(ge=1, le=ID_MAX)]
 IdInput = IdNumber | Annotated[str, Field(pattern=DIGITS, max_length=19)]
+AS_OF_TIME = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([ ][0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"|[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2}))$"
+)
+AsOfInput = Annotated[
+    str,
+    Field(
+        pattern=AS_OF_TIME,
+        description=(
+            "Extension of the platform's document (time travel, docs/api.md): answer as "
+            "of this past instant, from the events' times. `yyyy-MM-dd HH:mm:ss` in the "
+            "API's zone, or RFC 3339 with an offset; null or empty: now. Malformed: "
+            "typeMismatch; after now: max."
+        ),
+        examples=["2024-05-01 08:00:00", "2024-05-01T00:00:00Z"],
+    ),
+]
 PageNum = Annotated[int, Field(ge=1, le=INT32_MAX)]
 PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)]
 Sort = Literal["asc", "desc", "ASC", "DESC", ""]
@@ -90,12 +107,14 @@ class UserPackListRequest(BaseModel):
     packDurationType: DurationTypeInput | None = None
     pageNum: PageNum | None = 1
     pageSize: PageSize | None = 10
+    asOf: AsOfInput | None = None
 
 
 class UserPackDetailRequest(BaseModel):
     model_config = ConfigDict(json_schema_extra={"example": {"userPackId": 234}})
 
     userPackId: IdInput
+    asOf: AsOfInput | None = None
 
 
 class TrainPackLogListRequest(BaseModel):
@@ -109,12 +128,14 @@ class TrainPackLogListRequest(BaseModel):
     pageNum: PageNum
     pageSize: PageSize
     packId: IdInput | None = Field(default=None, description="only this pack's records")
+    asOf: AsOfInput | None = None
 
 
 class TrainPackLogDetailRequest(BaseModel):
     model_config = ConfigDict(json_schema_extra={"example": {"logId": 135646135}})
 
     logId: IdInput
+    asOf: AsOfInput | None = None
 
 
 REQUEST_MODELS: tuple[type[BaseModel], ...] = (

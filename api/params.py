@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from api.validation import INT32_MAX, Checker, Rule
 
@@ -61,6 +63,7 @@ class PackListQuery:
     status: str | None
     duration_type: str | None
     page: Page
+    as_of: datetime | None = None  # time travel: the state at this instant (UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,22 @@ class RecordListQuery:
     order: tuple[tuple[str, bool], ...]
     page: Page
     user_pack_id: int | None
+    as_of: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PackDetailQuery:
+    user_pack_id: int
+    as_of: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordDetailQuery:
+    log_id: int
+    as_of: datetime | None = None
+
+
+AS_OF = "asOf"
 
 
 def _page(check: Checker, *, required: bool) -> Page:
@@ -77,37 +96,41 @@ def _page(check: Checker, *, required: bool) -> Page:
     return Page(number or DEFAULT_PAGE_NUM, size or DEFAULT_PAGE_SIZE)
 
 
-def pack_list(body: dict[str, Any]) -> PackListQuery:
+def pack_list(body: dict[str, Any], zone: ZoneInfo, now: datetime) -> PackListQuery:
     check = Checker(body)
     order = check.order("order", PACK_ORDER_KEYS)
     only_free = check.boolean("isFreeStatus")
     status = check.choice("userPackStatus", STATUS_SPELLINGS)
     duration_type = check.choice("packDurationType", DURATION_TYPE_SPELLINGS)
     page = _page(check, required=False)
+    as_of = check.instant(AS_OF, zone, now)
     check.finish()
-    return PackListQuery(tuple(order or ()), bool(only_free), status, duration_type, page)
+    return PackListQuery(tuple(order or ()), bool(only_free), status, duration_type, page, as_of)
 
 
-def pack_detail(body: dict[str, Any]) -> int:
+def pack_detail(body: dict[str, Any], zone: ZoneInfo, now: datetime) -> PackDetailQuery:
     check = Checker(body)
     user_pack_id = check.entity_id("userPackId", required=Rule.NOT_NULL)
+    as_of = check.instant(AS_OF, zone, now)
     check.finish()
     assert user_pack_id is not None
-    return user_pack_id
+    return PackDetailQuery(user_pack_id, as_of)
 
 
-def record_list(body: dict[str, Any]) -> RecordListQuery:
+def record_list(body: dict[str, Any], zone: ZoneInfo, now: datetime) -> RecordListQuery:
     check = Checker(body)
     order = check.order("order", RECORD_ORDER_KEYS, required=True)
     page = _page(check, required=True)
     user_pack_id = check.entity_id("packId", blank_is_absent=True)
+    as_of = check.instant(AS_OF, zone, now)
     check.finish()
-    return RecordListQuery(tuple(order or ()), page, user_pack_id)
+    return RecordListQuery(tuple(order or ()), page, user_pack_id, as_of)
 
 
-def record_detail(body: dict[str, Any]) -> int:
+def record_detail(body: dict[str, Any], zone: ZoneInfo, now: datetime) -> RecordDetailQuery:
     check = Checker(body)
     log_id = check.entity_id("logId", required=Rule.NOT_BLANK)
+    as_of = check.instant(AS_OF, zone, now)
     check.finish()
     assert log_id is not None
-    return log_id
+    return RecordDetailQuery(log_id, as_of)

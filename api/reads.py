@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, LiteralString, Protocol
 from zoneinfo import ZoneInfo
 
 from api import views
 from api.auth import Caller
-from api.db import Database
+from api.db import Row
 from api.envelope import ApiError, Code
 from api.params import PackListQuery, RecordListQuery
 from services.store import read_sql
+
+
+class Reader(Protocol):
+    """Where the statements run: `api.db.Database` (live), or an as-of snapshot
+    (`api.as_of.reader`)."""
+
+    async def fetch_all(self, query: LiteralString, params: Mapping[str, Any]) -> list[Row]: ...
+
+    async def fetch_one(self, query: LiteralString, params: Mapping[str, Any]) -> Row | None: ...
 
 
 def _scope(caller: Caller, at: datetime) -> dict[str, Any]:
@@ -22,7 +32,7 @@ def _scope(caller: Caller, at: datetime) -> dict[str, Any]:
 
 
 async def pack_list(
-    db: Database, caller: Caller, query: PackListQuery, at: datetime, zone: ZoneInfo
+    db: Reader, caller: Caller, query: PackListQuery, at: datetime, zone: ZoneInfo
 ) -> dict[str, Any]:
     flags = {
         "every_owner": caller.is_admin,
@@ -50,7 +60,7 @@ async def pack_list(
 
 
 async def pack_detail(
-    db: Database, caller: Caller, user_pack_id: int, at: datetime, zone: ZoneInfo
+    db: Reader, caller: Caller, user_pack_id: int, at: datetime, zone: ZoneInfo
 ) -> dict[str, Any]:
     statement = read_sql.PACK_DETAIL_ANY_OWNER if caller.is_admin else read_sql.PACK_DETAIL
     params = _scope(caller, at)
@@ -62,7 +72,7 @@ async def pack_detail(
 
 
 async def record_list(
-    db: Database, caller: Caller, query: RecordListQuery, at: datetime, zone: ZoneInfo
+    db: Reader, caller: Caller, query: RecordListQuery, at: datetime, zone: ZoneInfo
 ) -> dict[str, Any]:
     flags = {"every_owner": caller.is_admin, "by_pack": query.user_pack_id is not None}
     params = _scope(caller, at)
@@ -80,7 +90,7 @@ async def record_list(
 
 
 async def record_detail(
-    db: Database, caller: Caller, log_id: int, at: datetime, zone: ZoneInfo
+    db: Reader, caller: Caller, log_id: int, at: datetime, zone: ZoneInfo
 ) -> dict[str, Any]:
     statement = read_sql.RECORD_DETAIL_ANY_OWNER if caller.is_admin else read_sql.RECORD_DETAIL
     params = _scope(caller, at)

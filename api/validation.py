@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -22,6 +24,11 @@ INT32_MAX = 2**31 - 1
 _INTEGER_TEXT = re.compile(r"-?[0-9]{1,30}")
 _DIGITS = re.compile(r"[0-9]{1,30}")
 _LONG_TEXT = 30  # longer digit strings are out of range anyway (and int() would be slow)
+_LOCAL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
+_RFC3339_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 class Rule(StrEnum):
@@ -168,6 +175,44 @@ class Checker:
         if found is None:
             self.violate(field, Rule.IN_ENUM)
         return found
+
+    def instant(self, field: str, zone: ZoneInfo, latest: datetime) -> datetime | None:
+        """A time: `yyyy-MM-dd HH:mm:ss` in `zone`, or RFC 3339 with an offset (`Z` too).
+
+        Null or "" is absent. Anything else is a type mismatch; an instant after `latest`
+        breaks `max`, one before year 1 in UTC breaks `min`.
+        """
+        value = self.body.get(field)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            self.violate(field, Rule.TYPE_MISMATCH)
+            return None
+        try:
+            if _LOCAL_TIME.fullmatch(value):
+                moment = datetime.fromisoformat(value).replace(tzinfo=zone)
+            elif _RFC3339_TIME.fullmatch(value):
+                text = value.upper().replace(" ", "T")
+                # Python keeps microseconds: drop further fractional digits.
+                head, dot, rest = text.partition(".")
+                if dot:
+                    digits = len(rest) - len(rest.lstrip("0123456789"))
+                    text = f"{head}.{rest[: min(digits, 6)].ljust(6, '0')}{rest[digits:]}"
+                moment = datetime.fromisoformat(text)
+            else:
+                raise ValueError(value)
+        except ValueError:  # no such date or time (month 13, hour 24, ...)
+            self.violate(field, Rule.TYPE_MISMATCH)
+            return None
+        try:
+            moment = moment.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01 00:00:00 east of Greenwich
+            self.violate(field, Rule.MIN)
+            return None
+        if moment > latest:
+            self.violate(field, Rule.MAX)
+            return None
+        return moment
 
     # --- order ------------------------------------------------------------------------
 

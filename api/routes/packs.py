@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from api import params, reads
+from api import as_of, params, reads
 from api.context import ApiContext
 from api.envelope import success
 from api.models import (
@@ -32,8 +32,11 @@ def build_router(ctx: ApiContext) -> APIRouter:
     )
     async def get_user_pack_list(request: Request) -> Response:
         caller = ctx.verifier.caller(request.headers)
-        query = params.pack_list(await json_body(request))
-        return success(await reads.pack_list(ctx.db, caller, query, ctx.clock(), ctx.zone))
+        now = ctx.clock()
+        query = params.pack_list(await json_body(request), ctx.zone, now)
+        async with as_of.reader(ctx.db, caller, query.as_of) as db:
+            answer = await reads.pack_list(db, caller, query, query.as_of or now, ctx.zone)
+        return success(answer)
 
     @router.post(
         "/getUserPackDetail",
@@ -45,7 +48,11 @@ def build_router(ctx: ApiContext) -> APIRouter:
     )
     async def get_user_pack_detail(request: Request) -> Response:
         caller = ctx.verifier.caller(request.headers)
-        user_pack_id = params.pack_detail(await json_body(request))
-        return success(await reads.pack_detail(ctx.db, caller, user_pack_id, ctx.clock(), ctx.zone))
+        now = ctx.clock()
+        query = params.pack_detail(await json_body(request), ctx.zone, now)
+        pack_id = query.user_pack_id
+        async with as_of.reader(ctx.db, caller, query.as_of, user_pack_id=pack_id) as db:
+            answer = await reads.pack_detail(db, caller, pack_id, query.as_of or now, ctx.zone)
+        return success(answer)
 
     return router

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from api import params, reads
+from api import as_of, params, reads
 from api.context import ApiContext
 from api.envelope import success
 from api.models import (
@@ -32,8 +32,12 @@ def build_router(ctx: ApiContext) -> APIRouter:
     )
     async def get_train_pack_log_list(request: Request) -> Response:
         caller = ctx.verifier.caller(request.headers)
-        query = params.record_list(await json_body(request))
-        return success(await reads.record_list(ctx.db, caller, query, ctx.clock(), ctx.zone))
+        now = ctx.clock()
+        query = params.record_list(await json_body(request), ctx.zone, now)
+        pack_id = query.user_pack_id
+        async with as_of.reader(ctx.db, caller, query.as_of, user_pack_id=pack_id) as db:
+            answer = await reads.record_list(db, caller, query, query.as_of or now, ctx.zone)
+        return success(answer)
 
     @router.post(
         "/getTrainPackLogDetail",
@@ -45,7 +49,11 @@ def build_router(ctx: ApiContext) -> APIRouter:
     )
     async def get_train_pack_log_detail(request: Request) -> Response:
         caller = ctx.verifier.caller(request.headers)
-        log_id = params.record_detail(await json_body(request))
-        return success(await reads.record_detail(ctx.db, caller, log_id, ctx.clock(), ctx.zone))
+        now = ctx.clock()
+        query = params.record_detail(await json_body(request), ctx.zone, now)
+        log_id = query.log_id
+        async with as_of.reader(ctx.db, caller, query.as_of, log_id=log_id) as db:
+            answer = await reads.record_detail(db, caller, log_id, query.as_of or now, ctx.zone)
+        return success(answer)
 
     return router
