@@ -19,10 +19,22 @@ class Refusal:
     reason: str
 
 
+NUL_REASON = "contains the character U+0000, which the ledger cannot store"
+_NUL_ESCAPE = "\\u0000"
+_NUL_ESCAPE_BYTES = _NUL_ESCAPE.encode()
+
+
 def parse_event(value: bytes | str | None) -> AnyPackEvent | Refusal:
-    """One record value -> an event, or the reason it is refused. Never raises."""
+    """One record value -> an event, or the reason it is refused. Never raises.
+
+    Besides the contract's rules, one of the ledger's store: PostgreSQL's jsonb cannot
+    hold U+0000 in a string, so an event carrying it cannot be kept as it arrived.
+    """
     if value is None:
         return Refusal("empty record: no value")
+    found = _NUL_ESCAPE_BYTES in value if isinstance(value, bytes) else _NUL_ESCAPE in value
+    if found:
+        return Refusal(NUL_REASON)
     try:
         return _ADAPTER.validate_json(value)
     except ValidationError as error:

@@ -50,9 +50,6 @@ _CORE_ATTRIBUTES = frozenset(
     {"specversion", "id", "source", "type", "time", "subject", "datacontenttype", "data"}
 )
 
-NUL_REASON = "contains the character U+0000, which the ledger cannot store"
-_NUL_ESCAPE = b"\\u0000"
-
 EventLike = Mapping[str, Any] | bytes | str | BaseModel
 """An event as a dict, as JSON text, or as one of the contract's pydantic models."""
 
@@ -128,15 +125,8 @@ def encode(event: EventLike) -> tuple[bytes, bytes]:
 
 
 def check_value(value: bytes | str) -> AnyPackEvent | Refusal:
-    """A record value as the consumer will judge it: the event, or why it is refused.
-
-    The consumer's rules are `events.parse.parse_event` plus one of its store: the
-    character U+0000 cannot be kept in the ledger (PostgreSQL jsonb), so it is refused.
-    """
-    raw = value.encode("utf-8") if isinstance(value, str) else value
-    if _NUL_ESCAPE in raw:
-        return Refusal(NUL_REASON)
-    return parse_event(raw)
+    """A record value as the consumer will judge it: the event, or why it is refused."""
+    return parse_event(value)
 
 
 def validate(event: EventLike) -> AnyPackEvent:

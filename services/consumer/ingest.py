@@ -22,9 +22,6 @@ from services.consumer.state_cache import StateCache
 from services.store import ledger_sql
 from services.store.connection import Conn
 
-# PostgreSQL's jsonb cannot hold U+0000 in a string; such an event cannot be kept as is.
-_NUL_ESCAPE = b"\\u0000"
-
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
@@ -51,11 +48,7 @@ def sort_out(
     accepted: list[Accepted] = []
     refused: list[ledger_sql.RefusedRecord] = []
     for record in records:
-        result: AnyPackEvent | Refusal
-        if record.value is not None and _NUL_ESCAPE in record.value:
-            result = Refusal("contains the character U+0000, which the ledger cannot store")
-        else:
-            result = parse_event(record.value)
+        result = parse_event(record.value)
         if isinstance(result, Refusal):
             refused.append(_refusal(record, result.reason))
             continue
