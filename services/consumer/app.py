@@ -37,15 +37,13 @@ async def _no_decoding(message: Any) -> None:
 
 def _lags(consumer: Any, records: list[SourceRecord]) -> dict[int, int]:
     """Per partition of the batch: how far its last record is from the high watermark."""
-    lags: dict[int, int] = {}
-    for record in records:
-        lags[record.partition] = record.offset
-    result = {}
-    for partition, offset in lags.items():
+    last_offsets = {record.partition: record.offset for record in records}  # in order
+    lags = {}
+    for partition, offset in last_offsets.items():
         highwater = consumer.highwater(TopicPartition(records[0].topic, partition))
         if highwater is not None:
-            result[partition] = max(0, highwater - offset - 1)
-    return result
+            lags[partition] = max(0, highwater - offset - 1)
+    return lags
 
 
 def build_app(settings: Settings) -> FastStream:

@@ -84,7 +84,6 @@ class ExhaustionNotifier:
         self._broker = broker
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
-        self.published = 0
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="exhaustion-notifier")
@@ -106,7 +105,6 @@ class ExhaustionNotifier:
                 published = await publish_due(
                     conn, self._broker, self._settings.out_topic, datetime.now(UTC)
                 )
-                self.published += published
                 metrics.NOTICES.inc(published)
             except (psycopg.OperationalError, psycopg.InterfaceError) as error:
                 log.warning("notifier: database unavailable (%s)", error)

@@ -33,7 +33,6 @@ class LedgerSink:
         self._max_backoff = max_backoff
         self._conn: Conn | None = None
         self.cache = StateCache()
-        self.outages = 0
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -56,7 +55,6 @@ class LedgerSink:
                 return await work(conn)
             except _OUTAGE as error:
                 # A database outage is not a bad record: wait and try the same work again.
-                self.outages += 1
                 metrics.OUTAGES.inc()
                 log.warning("database unavailable (%s); retrying in %.1fs", error, delay)
                 await self._drop_connection()

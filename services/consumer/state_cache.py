@@ -15,15 +15,11 @@ class StateCache:
     def __init__(self, capacity: int = 200_000) -> None:
         self._capacity = capacity
         self._entries: dict[int, PackState] = {}
-        self.hits = 0
-        self.misses = 0
 
     def take(self, user_pack_id: int, event_count: int) -> PackState | None:
         state = self._entries.pop(user_pack_id, None)
         if state is not None and state.event_count == event_count:
-            self.hits += 1
             return state
-        self.misses += 1
         return None
 
     def put(self, states: dict[int, PackState]) -> None:
@@ -32,6 +28,3 @@ class StateCache:
         if overflow > 0:  # oldest first: dicts keep insertion order
             for key in list(self._entries)[:overflow]:
                 del self._entries[key]
-
-    def clear(self) -> None:
-        self._entries.clear()
