@@ -107,6 +107,11 @@ def step_of(entry: LedgerEntry) -> Step:
     raise TypeError(f"not an adjustment, start or stop: {type(event).__name__}")
 
 
+def fold_order(entry: LedgerEntry) -> tuple[datetime, int]:
+    """The sort key of entries after the purchase: event time, then arrival position."""
+    return (event_of(entry).time, entry.position)
+
+
 def applies_in_order(state: PackState, entry: LedgerEntry) -> bool:
     """Whether `apply` may add `entry` to `state` (else the pack must be re-folded)."""
     if state.purchase is None:
@@ -131,6 +136,7 @@ def _apply_purchase(state: PackState, entry: LedgerEntry) -> None:
     event = entry.event
     assert isinstance(event, PurchasedEvent)
     state.event_count += 1
+    state.max_position = max(state.max_position, entry.position)
     state.due_known = False
     if state.purchase is not None:
         if event.id != state.purchase.event_id:
@@ -184,6 +190,8 @@ def _apply_step(state: PackState, step: Step, changes: Changes) -> None:
         state.exhausted_since = at  # this very event left nothing (a refund, a start on 0)
     state.last_time = at
     state.last_position = step[1]
+    if step[1] > state.max_position:
+        state.max_position = step[1]
     state.event_count += 1
     state.due_known = False
 

@@ -61,11 +61,11 @@ class PackDynamics:
     open_train_ids: list[int]
     exhausts_at: datetime | None
     exhaustion_notice_id: str | None
-    snapshot: dict[str, Any]
+    snapshot: dict[str, Any] | None  # None: the stored snapshot stays
     event_count: int
 
 
-def pack_dynamics(state: PackState) -> PackDynamics:
+def pack_dynamics(state: PackState, *, with_snapshot: bool = True) -> PackDynamics:
     """What to update for a pack whose purchase columns are already stored."""
     exhaustion = exhausts_at(state)
     return PackDynamics(
@@ -78,7 +78,7 @@ def pack_dynamics(state: PackState) -> PackDynamics:
         exhaustion_notice_id=(
             None if exhaustion is None else exhaustion_notice_id(state.user_pack_id, exhaustion)
         ),
-        snapshot=to_snapshot(state, with_purchase=False),
+        snapshot=to_snapshot(state, with_purchase=False) if with_snapshot else None,
         event_count=state.event_count,
     )
 
@@ -87,7 +87,7 @@ def pack_row(state: PackState) -> PackRow:
     purchase = state.purchase
     if purchase is None:
         raise ValueError(f"pack {state.user_pack_id} has no purchase: it has no read model")
-    changing = pack_dynamics(state)
+    changing = pack_dynamics(state, with_snapshot=False)
     return PackRow(
         user_pack_id=state.user_pack_id,
         user_id=purchase.user_id,
@@ -103,7 +103,7 @@ def pack_row(state: PackState) -> PackRow:
         open_train_ids=changing.open_train_ids,
         exhausts_at=changing.exhausts_at,
         exhaustion_notice_id=changing.exhaustion_notice_id,
-        snapshot=changing.snapshot,
+        snapshot=to_snapshot(state, with_purchase=False),
         event_count=changing.event_count,
     )
 

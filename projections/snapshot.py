@@ -13,7 +13,9 @@ from typing import Any
 from events.payloads import DurationType, Node
 from projections.state import Audit, PackState, Purchase, UsageRecord
 
-VERSION = 1
+VERSION = 2
+"""2 adds `maxPosition`; a version 1 document is still read (its maxPosition taken to be
+its lastPosition: a resume that finds the guess wrong re-folds, see `projections.resume`)."""
 
 
 def to_snapshot(state: PackState, *, with_purchase: bool = True) -> dict[str, Any]:
@@ -38,6 +40,7 @@ def to_snapshot(state: PackState, *, with_purchase: bool = True) -> dict[str, An
         "open": [_open_to_json(record) for record in state.open_sessions.values()],
         "lastTime": _time(state.last_time),
         "lastPosition": state.last_position,
+        "maxPosition": state.max_position,
         "exhaustedSince": _time(state.exhausted_since),
         "eventCount": state.event_count,
         "audit": {  # copies: the document must not change as the state moves on
@@ -51,7 +54,7 @@ def to_snapshot(state: PackState, *, with_purchase: bool = True) -> dict[str, An
 def from_snapshot(doc: dict[str, Any], columns: PurchaseColumns | None = None) -> PackState:
     """The state back from JSON; a snapshot written without its purchase needs the
     read model's purchase `columns`."""
-    if doc.get("v") != VERSION:
+    if doc.get("v") not in (1, VERSION):
         raise ValueError(f"unknown snapshot version {doc.get('v')!r}")
     purchase_doc = doc["purchase"]
     purchase: Purchase | None
@@ -70,6 +73,7 @@ def from_snapshot(doc: dict[str, Any], columns: PurchaseColumns | None = None) -
         charged=int(doc["charged"]),
         last_time=_parse_time(doc["lastTime"]),
         last_position=int(doc["lastPosition"]),
+        max_position=int(doc.get("maxPosition", doc["lastPosition"])),
         exhausted_since=_parse_time(doc["exhaustedSince"]),
         event_count=int(doc["eventCount"]),
         audit=Audit(

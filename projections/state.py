@@ -72,6 +72,7 @@ class PackState:
     open_sessions: dict[int, UsageRecord] = field(default_factory=dict)  # by trainId
     last_time: datetime | None = None  # event time of the last applied event
     last_position: int = 0
+    max_position: int = 0  # the largest ledger position applied (snapshots resume from it)
     exhausted_since: datetime | None = None  # set while an exhaustion lasts
     event_count: int = 0
     audit: Audit = field(default_factory=Audit)

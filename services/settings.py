@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     consumer_metrics_port: int = Field(
         default=9108, validation_alias="LEDGER_CONSUMER_METRICS_PORT"
     )
-    batch_max_records: int = Field(default=20000, validation_alias="LEDGER_BATCH_MAX_RECORDS")
+    batch_max_records: int = Field(default=50000, validation_alias="LEDGER_BATCH_MAX_RECORDS")
 
     @property
     def dlq_topic(self) -> str:

@@ -73,10 +73,26 @@ def build_app(settings: Settings) -> FastStream:
     backoff = Backoff()
     stats = ConsumerStats()
 
+    def _seeked(records: list[SourceRecord]) -> list[SourceRecord]:
+        """Only records of partitions already moved to their stored offsets. A fetch can
+        run between an assignment and the listener's seek (which waits for the database):
+        those records come again from the stored offset, so processing them now would
+        only redo work (a whole batch of duplicates)."""
+        partitions = {(record.topic, record.partition) for record in records}
+        ready = {tp for tp in partitions if TopicPartition(*tp) in listener.assigned}
+        if len(ready) == len(partitions):
+            return records
+        log.info("dropped records of %s fetched before the seek", sorted(partitions - ready))
+        return [record for record in records if (record.topic, record.partition) in ready]
+
     @subscriber
     async def on_batch(msg: KafkaMessage) -> None:
         raw = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
-        records = [SourceRecord(r.topic, r.partition, r.offset, r.key, r.value) for r in raw]
+        records = _seeked(
+            [SourceRecord(r.topic, r.partition, r.offset, r.key, r.value) for r in raw]
+        )
+        if not records:
+            return
         started = time.perf_counter()
         try:
             outcome = await sink.commit_batch(records)

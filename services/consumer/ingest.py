@@ -39,6 +39,7 @@ class BatchOutcome:
     packs_written: int = 0
     packs_refolded: int = 0
     packs_parked: int = 0
+    packs_resumed: int = 0
 
 
 def sort_out(
@@ -120,6 +121,7 @@ async def _commit(
         outcome.packs_written = projected.packs_written
         outcome.packs_refolded = projected.packs_refolded
         outcome.packs_parked = projected.packs_parked
+        outcome.packs_resumed = projected.packs_resumed
         await ledger_sql.store_offsets(conn, group, offsets)
     if cache is not None:  # committed: these states are now the stored ones
         cache.put(projected.states)

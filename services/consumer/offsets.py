@@ -18,6 +18,9 @@ log = logging.getLogger("ledger.consumer")
 
 
 class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Seeks on assignment; `assigned` holds the partitions whose seek is done (the
+    subscriber drops records of the others: they come again from the stored offset)."""
+
     def __init__(self, sink: LedgerSink, topic: str) -> None:
         self._sink = sink
         self._topic = topic
@@ -35,14 +38,21 @@ class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         assert self._consumer is not None, "bind() the listener to its subscriber first"
         consumer = self._consumer()
-        stored = await self._sink.stored_offsets(self._topic)
-        unknown = [tp for tp in assigned if (tp.topic, tp.partition) not in stored]
-        # A concrete offset, not seek_to_beginning(): that one resets lazily and may
-        # rewind again after the first batch was already fetched.
-        beginnings = await consumer.beginning_offsets(unknown) if unknown else {}
-        for tp in assigned:
-            offset = stored.get((tp.topic, tp.partition), beginnings.get(tp))
-            consumer.seek(tp, offset)
+        try:
+            stored = await self._sink.stored_offsets(self._topic)  # waits out outages
+            unknown = [tp for tp in assigned if (tp.topic, tp.partition) not in stored]
+            # A concrete offset, not seek_to_beginning(): that one resets lazily and may
+            # rewind again after the first batch was already fetched.
+            beginnings = await consumer.beginning_offsets(unknown) if unknown else {}
+            for tp in assigned:
+                offset = stored.get((tp.topic, tp.partition), beginnings.get(tp))
+                consumer.seek(tp, offset)
+        except Exception:
+            # Kafka's committed offsets trail the database's (they are committed after
+            # it): consuming from them only redoes idempotent work. Never stall.
+            log.exception("seek to the stored offsets failed; consuming from Kafka's")
+            self.assigned |= set(assigned)
+            return
         self.assigned |= set(assigned)
         log.info(
             "assigned %s; resuming from stored offsets %s",

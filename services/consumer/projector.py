@@ -1,10 +1,11 @@
 """Brings the read models of the packs touched by a batch up to date, inside its transaction.
 
 The common case applies the new events to each pack's state (from the in-memory cache,
-else from its stored snapshot) and updates only the columns events change. A pack whose
-new events come before what it already applied (a late event), or whose purchase just
-arrived (its parked events wait in the ledger), is re-folded from all its ledger entries
-and written whole.
+else from its stored snapshot and the ledger entries the snapshot lags behind) and
+updates only the columns events change, the snapshot every SNAPSHOT_EVERY events. A pack
+whose new events come before what it already applied (a late event), or whose purchase
+just arrived (its parked events wait in the ledger), is re-folded from all its ledger
+entries and written whole.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from events.envelope import PurchasedEvent
+from events.envelope import PurchasedEvent, StartedEvent
 from events.parse import parse_object
-from projections.fold import applies_in_order, apply, event_of, fold
+from projections.fold import applies_in_order, apply, event_of, fold, fold_order
 from projections.read_models import (
     PackDynamics,
     PackRow,
@@ -24,10 +25,17 @@ from projections.read_models import (
     pack_row,
     usage_row,
 )
+from projections.resume import resume
 from projections.state import LedgerEntry, PackState, UsageRecord
 from services.consumer.state_cache import StateCache
 from services.store import ledger_sql, projection_sql
 from services.store.connection import Conn
+
+SNAPSHOT_EVERY = 32
+"""A pack's stored snapshot is rewritten when its event count passes a multiple of this
+(and whenever the pack is re-folded); in between, the columns alone are updated. A
+process without the state in memory resumes from the snapshot and at most about this
+many ledger entries (`projections.resume`)."""
 
 
 @dataclass(slots=True)
@@ -35,6 +43,7 @@ class ProjectionOutcome:
     packs_written: int = 0
     packs_refolded: int = 0
     packs_parked: int = 0
+    packs_resumed: int = 0  # from a snapshot that lagged behind the ledger
     states: dict[int, PackState] = field(default_factory=dict)  # to cache once committed
 
 
@@ -58,15 +67,24 @@ async def project(
         if cached is not None:
             states[pack_id] = cached
     missing = [pack_id for pack_id in versions if pack_id not in states]
-    states.update(await projection_sql.load_states(conn, missing, suffix))
+    if missing:
+        in_batch = {entry.position for entries in by_pack.values() for entry in entries}
+        stored = await projection_sql.load_states(conn, missing, suffix)
+        lagging = sum(stored[p].event_count != versions[p] for p in stored)
+        resumed = await _resume(conn, stored, versions, in_batch)
+        outcome.packs_resumed = lagging - (len(stored) - len(resumed))
+        states.update(resumed)
 
     dynamics: list[PackDynamics] = []
-    usage_rows: dict[int, UsageRow] = {}
+    new_usage: list[UsageRow] = []
+    closed_usage: list[UsageRow] = []
     to_refold: list[int] = []
     for pack_id, entries in by_pack.items():
         state = states.get(pack_id)
         if state is None:
-            if any(isinstance(entry.event, PurchasedEvent) for entry in entries):
+            if pack_id in versions or any(
+                isinstance(entry.event, PurchasedEvent) for entry in entries
+            ):
                 to_refold.append(pack_id)
             else:
                 outcome.packs_parked += 1  # no purchase yet: the ledger keeps them
@@ -75,17 +93,21 @@ async def project(
         if changes is None:
             to_refold.append(pack_id)
             continue
-        dynamics.append(pack_dynamics(state))
+        snapshot_due = versions[pack_id] // SNAPSHOT_EVERY != state.event_count // SNAPSHOT_EVERY
+        dynamics.append(pack_dynamics(state, with_snapshot=snapshot_due))
         outcome.states[pack_id] = state
+        opened = {event_of(e).id for e in entries if isinstance(e.event, StartedEvent)}
         for record in changes.values():
-            usage_rows[record.log_id] = usage_row(state, record)
+            rows = new_usage if record.start_event_id in opened else closed_usage
+            rows.append(usage_row(state, record))
 
     full_rows: list[PackRow] = []
-    refolded = await _refold(conn, to_refold, full_rows, usage_rows, outcome.states)
+    known = {entry.position: entry for pack_id in to_refold for entry in by_pack[pack_id]}
+    refolded = await _refold(conn, to_refold, known, full_rows, new_usage, outcome.states)
     outcome.packs_refolded = len(refolded)
     await projection_sql.write_pack_dynamics(conn, dynamics, suffix)
     await projection_sql.write_packs(conn, full_rows, suffix)
-    await projection_sql.replace_usage(conn, refolded, list(usage_rows.values()), suffix)
+    await projection_sql.write_usage(conn, refolded, new_usage, closed_usage, suffix)
     outcome.packs_written = len(dynamics) + len(full_rows)
     return outcome
 
@@ -93,26 +115,55 @@ async def project(
 def _apply_all(state: PackState, entries: list[LedgerEntry]) -> dict[int, UsageRecord] | None:
     """Apply entries in fold order; None when one of them comes too late for that."""
     changes: dict[int, UsageRecord] = {}
-    for entry in sorted(entries, key=lambda e: (event_of(e).time, e.position)):
+    for entry in sorted(entries, key=fold_order):
         if not applies_in_order(state, entry):
             return None
         apply(state, entry, changes)
     return changes
 
 
+async def _resume(
+    conn: Conn,
+    stored: dict[int, PackState],
+    versions: dict[int, int],
+    in_batch: set[int],
+) -> dict[int, PackState]:
+    """The states as of the stored event counts; a pack missing from the result (its
+    snapshot and ledger do not add up) is re-folded by the caller."""
+    lagging = {
+        pack_id: state.max_position
+        for pack_id, state in stored.items()
+        if state.event_count != versions[pack_id]
+    }
+    ready = {pack_id: state for pack_id, state in stored.items() if pack_id not in lagging}
+    tails: dict[int, list[LedgerEntry]] = {pack_id: [] for pack_id in lagging}
+    for pack_id, position, envelope in await ledger_sql.load_pack_tails(conn, lagging):
+        if position not in in_batch:  # this batch's own entries are applied next
+            tails[pack_id].append(LedgerEntry(position, parse_object(envelope)))
+    for pack_id, tail in tails.items():
+        state = resume(stored[pack_id], tail, versions[pack_id])
+        if state is not None:
+            ready[pack_id] = state
+    return ready
+
+
 async def _refold(
     conn: Conn,
     pack_ids: list[int],
+    known: dict[int, LedgerEntry],
     pack_rows: list[PackRow],
-    usage_rows: dict[int, UsageRow],
+    usage_rows: list[UsageRow],
     states: dict[int, PackState],
 ) -> list[int]:
-    """Re-fold packs from the ledger; returns the ids of those that now have a read model."""
+    """Re-fold packs from the ledger (the entries `known` by position are not parsed
+    again); returns the ids of those that now have a read model."""
     if not pack_ids:
         return []
     entries: dict[int, list[LedgerEntry]] = defaultdict(list)
-    for pack_id, position, envelope in await ledger_sql.load_pack_entries(conn, pack_ids):
-        entries[pack_id].append(LedgerEntry(position, parse_object(envelope)))
+    rows = await ledger_sql.load_pack_entries(conn, pack_ids, list(known))
+    for pack_id, position, envelope in rows:
+        entry = known.get(position) if envelope is None else None
+        entries[pack_id].append(entry or LedgerEntry(position, parse_object(envelope)))
     refolded: list[int] = []
     for pack_id in pack_ids:
         result = fold(pack_id, entries[pack_id])
@@ -121,6 +172,5 @@ async def _refold(
         refolded.append(pack_id)
         pack_rows.append(pack_row(result.state))
         states[pack_id] = result.state
-        for record in result.records.values():
-            usage_rows[record.log_id] = usage_row(result.state, record)
+        usage_rows.extend(usage_row(result.state, record) for record in result.records.values())
     return refolded

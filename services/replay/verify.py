@@ -22,6 +22,7 @@ from typing import Any
 from events.parse import Refusal, parse_event
 from projections.fold import FoldResult, fold
 from projections.read_models import PackRow, UsageRow, pack_row, usage_row
+from projections.resume import resume
 from projections.snapshot import PurchaseColumns, from_snapshot
 from projections.state import LedgerEntry, PackState
 from services.replay.rebuild import SyncConn, connect, progress_bar
@@ -169,14 +170,14 @@ def _extra_rows(
             )
 
 
-def _fold_rows(pack_id: int, rows: list[Row]) -> FoldResult:
+def _fold_rows(pack_id: int, rows: list[Row]) -> tuple[FoldResult, list[LedgerEntry]]:
     entries = []
     for _, position, envelope in rows:
         event = parse_event(envelope)
         if isinstance(event, Refusal):
             raise ValueError(f"ledger entry {position} no longer parses: {event.reason}")
         entries.append(LedgerEntry(int(position), event))
-    return fold(pack_id, entries)
+    return fold(pack_id, entries), entries
 
 
 def _compare_pack(
@@ -186,7 +187,7 @@ def _compare_pack(
     usage_rows: list[Row],
     report: VerifyReport,
 ) -> None:
-    result = _fold_rows(pack_id, ledger_rows)
+    result, entries = _fold_rows(pack_id, ledger_rows)
     state = result.state
     live_usage = {int(row[1]): row[1:] for row in usage_rows}  # the pack id, then the columns
     if state.purchase is None:  # parked: no read model yet
@@ -200,7 +201,8 @@ def _compare_pack(
     if not pack_rows:
         report.add(pack_id, f"pack {pack_id}: missing from the read model")
     else:
-        _compare_pack_row(pack_id, state, dict(zip(PACK_FIELDS, pack_rows[0], strict=True)), report)
+        pack = dict(zip(PACK_FIELDS, pack_rows[0], strict=True))
+        _compare_pack_row(pack_id, state, pack, entries, report)
     for log_id, record in result.records.items():
         expected = usage_row(state, record)
         live = live_usage.pop(log_id, None)
@@ -220,7 +222,11 @@ def _compare_pack(
 
 
 def _compare_pack_row(
-    pack_id: int, state: PackState, live: dict[str, Any], report: VerifyReport
+    pack_id: int,
+    state: PackState,
+    live: dict[str, Any],
+    entries: list[LedgerEntry],
+    report: VerifyReport,
 ) -> None:
     expected = pack_row(state)
 
@@ -241,16 +247,17 @@ def _compare_pack_row(
             wanted_open,
             list(zip(live["open_train_ids"], live["open_starts"], strict=False)),
         )
-    _compare_snapshot(pack_id, state, live, differs)
+    _compare_snapshot(state, live, entries, differs)
 
 
 def _compare_snapshot(
-    pack_id: int,
     state: PackState,
     live: dict[str, Any],
+    entries: list[LedgerEntry],
     differs: Callable[[str, object, object], None],
 ) -> None:
-    """The fold state the consumer resumes from must be the fold's own."""
+    """The state the consumer resumes from (the stored snapshot, brought up to date by
+    the ledger entries above its max position) must be the fold's own."""
     columns = PurchaseColumns(
         live["user_id"],
         live["user_name"],
@@ -261,11 +268,20 @@ def _compare_snapshot(
         live["node_list"],
     )
     try:
-        stored = from_snapshot(live["snapshot"], columns)
+        snapshot = from_snapshot(live["snapshot"], columns)
     except (KeyError, TypeError, ValueError) as error:
         differs("snapshot", "a readable fold state", f"an unreadable one ({error})")
         return
-    for name in _SNAPSHOT_COMPARED:
+    tail = [entry for entry in entries if entry.position > snapshot.max_position]
+    stored = resume(snapshot, tail, state.event_count)
+    if stored is None:
+        differs(
+            "snapshot",
+            f"a state that its {len(tail)} later ledger entries bring to {state.event_count}",
+            f"one of {snapshot.event_count} events that they do not",
+        )
+        return
+    for name in (*_SNAPSHOT_COMPARED, "max_position"):
         if getattr(state, name) != getattr(stored, name):
             differs(f"snapshot.{name}", getattr(state, name), getattr(stored, name))
     if state.open_sessions != stored.open_sessions:

@@ -1,8 +1,10 @@
 """Statements that append to the ledger and keep the consumer's bookkeeping.
 
-Batches go through `COPY` into a temporary staging table and one
-`INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING`, which both deduplicates by
-event `id` and tells which events are new.
+A batch is appended with one `COPY` straight into `ledger_events`: the ids the ledger
+already holds are looked up first (one index probe each), the new events get their
+positions from the identity's sequence, and the COPY writes them. A concurrent writer
+of the same id between the look-up and the COPY makes the COPY fail on the unique
+constraint: the transaction rolls back and the batch is retried, finding the id.
 """
 
 from __future__ import annotations
@@ -14,42 +16,33 @@ from datetime import datetime
 from services.store import copy_text as c
 from services.store.connection import Conn
 
-CREATE_STAGING = """
-CREATE TEMPORARY TABLE IF NOT EXISTS ledger_staging (
-    ord             integer     NOT NULL,
-    event_id        text        NOT NULL,
-    user_pack_id    bigint      NOT NULL,
-    event_type      text        NOT NULL,
-    event_time      timestamptz NOT NULL,
-    source          text        NOT NULL,
-    envelope        text        NOT NULL,
-    kafka_topic     text,
-    kafka_partition integer,
-    kafka_offset    bigint
-) ON COMMIT DELETE ROWS
+EXISTING_IDS = "SELECT event_id FROM ledger_events WHERE event_id = ANY(%s)"
+
+NEXT_POSITIONS = """
+SELECT array_agg(nextval('ledger_events_position_seq'::regclass)) FROM generate_series(1, %s)
 """
 
-COPY_STAGING = """
-COPY ledger_staging (ord, event_id, user_pack_id, event_type, event_time, source, envelope,
-                     kafka_topic, kafka_partition, kafka_offset) FROM STDIN
+COPY_EVENTS = """
+COPY ledger_events (position, event_id, user_pack_id, event_type, event_time, source,
+                    envelope, kafka_topic, kafka_partition, kafka_offset) FROM STDIN
 """
 
-APPEND_FROM_STAGING = """
-INSERT INTO ledger_events (event_id, user_pack_id, event_type, event_time, source, envelope,
-                           kafka_topic, kafka_partition, kafka_offset)
-SELECT event_id, user_pack_id, event_type, event_time, source, envelope::jsonb,
-       kafka_topic, kafka_partition, kafka_offset
-FROM ledger_staging
-ORDER BY ord
-ON CONFLICT (event_id) DO NOTHING
-RETURNING position, event_id
-"""
-
+# Every entry of the given packs; the envelope left out (NULL) for the positions the
+# caller already holds as events (a batch's own entries).
 PACK_ENTRIES = """
-SELECT user_pack_id, position, envelope
-FROM ledger_events
-WHERE user_pack_id = ANY(%s)
-ORDER BY user_pack_id, position
+SELECT e.user_pack_id, e.position, CASE WHEN k.position IS NULL THEN e.envelope END
+FROM ledger_events e
+LEFT JOIN unnest(%s::bigint[]) AS k(position) ON k.position = e.position
+WHERE e.user_pack_id = ANY(%s)
+ORDER BY e.user_pack_id, e.position
+"""
+
+# The entries of each pack above a position: what its stored snapshot has not applied.
+PACK_TAILS = """
+SELECT e.user_pack_id, e.position, e.envelope
+FROM unnest(%s::bigint[], %s::bigint[]) AS t(user_pack_id, after)
+JOIN ledger_events e ON e.user_pack_id = t.user_pack_id AND e.position > t.after
+ORDER BY e.user_pack_id, e.position
 """
 
 INSERT_REFUSED = """
@@ -108,39 +101,61 @@ class RefusedRecord:
 
 
 async def append_events(conn: Conn, events: Sequence[StagedEvent]) -> dict[str, int]:
-    """Append new events in the given order; return {event_id: position} of the new ones."""
+    """Append new events in the given order; return {event_id: position} of the new ones
+    (an id already in the ledger, or repeated within `events`, is kept once)."""
     if not events:
         return {}
-    text = c.lines(
-        (
-            str(ord_),
-            c.text(event.event_id),
-            str(event.user_pack_id),
-            event.event_type,
-            c.timestamp(event.event_time),
-            c.text(event.source),
-            c.text(event.envelope),
-            c.text(event.kafka_topic),
-            c.integer(event.kafka_partition),
-            c.integer(event.kafka_offset),
-        )
-        for ord_, event in enumerate(events)
-    )
     async with conn.cursor() as cur:
-        await cur.execute(CREATE_STAGING)
-        async with cur.copy(COPY_STAGING) as copy:
+        await cur.execute(EXISTING_IDS, ([event.event_id for event in events],))
+        known = {str(row[0]) for row in await cur.fetchall()}
+        new: list[StagedEvent] = []
+        for event in events:
+            if event.event_id not in known:
+                known.add(event.event_id)
+                new.append(event)
+        if not new:
+            return {}
+        await cur.execute(NEXT_POSITIONS, (len(new),))
+        row = await cur.fetchone()
+        assert row is not None
+        positions: list[int] = row[0]
+        text = c.lines(
+            (
+                str(position),
+                c.text(event.event_id),
+                str(event.user_pack_id),
+                event.event_type,
+                c.timestamp(event.event_time),
+                c.text(event.source),
+                c.text(event.envelope),
+                c.text(event.kafka_topic),
+                c.integer(event.kafka_partition),
+                c.integer(event.kafka_offset),
+            )
+            for position, event in zip(positions, new, strict=True)
+        )
+        async with cur.copy(COPY_EVENTS) as copy:
             await copy.write(text)
-        await cur.execute(APPEND_FROM_STAGING)
-        rows = await cur.fetchall()
-    return {str(event_id): int(position) for position, event_id in rows}
+    return {event.event_id: position for position, event in zip(positions, new, strict=True)}
 
 
 async def load_pack_entries(
-    conn: Conn, user_pack_ids: Sequence[int]
+    conn: Conn, user_pack_ids: Sequence[int], known_positions: Sequence[int] = ()
 ) -> list[tuple[int, int, object]]:
-    """Every ledger entry of the given packs: (user_pack_id, position, envelope)."""
+    """Every ledger entry of the given packs: (user_pack_id, position, envelope), the
+    envelope None at the `known_positions`."""
     async with conn.cursor() as cur:
-        await cur.execute(PACK_ENTRIES, (list(user_pack_ids),))
+        await cur.execute(PACK_ENTRIES, (list(known_positions), list(user_pack_ids)))
+        return [(int(r[0]), int(r[1]), r[2]) for r in await cur.fetchall()]
+
+
+async def load_pack_tails(conn: Conn, after: dict[int, int]) -> list[tuple[int, int, object]]:
+    """The ledger entries of each pack above a position ({pack: position}), as
+    (user_pack_id, position, envelope)."""
+    if not after:
+        return []
+    async with conn.cursor() as cur:
+        await cur.execute(PACK_TAILS, (list(after), list(after.values())))
         return [(int(r[0]), int(r[1]), r[2]) for r in await cur.fetchall()]
 
 

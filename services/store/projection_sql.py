@@ -52,7 +52,7 @@ UPDATE packs{suffix} AS p SET
     open_train_ids = s.open_train_ids,
     exhausts_at = s.exhausts_at,
     exhaustion_notice_id = s.exhaustion_notice_id,
-    snapshot = s.snapshot,
+    snapshot = coalesce(s.snapshot, p.snapshot),  -- NULL: the stored snapshot stays
     event_count = s.event_count,
     updated_at = now()
 FROM pack_dynamics_staging AS s
@@ -98,23 +98,28 @@ USAGE_COLUMNS = (
     "stop_event_id"
 )
 
-CREATE_USAGE_STAGING = """
-CREATE TEMPORARY TABLE IF NOT EXISTS usage_staging
-    (LIKE usage_records INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
-"""
-
 DELETE_PACK_USAGE = "DELETE FROM usage_records{suffix} WHERE user_pack_id = ANY(%s)"
 
-UPSERT_USAGE = f"""
-INSERT INTO usage_records{{suffix}} ({USAGE_COLUMNS})
-SELECT {USAGE_COLUMNS} FROM usage_staging
-ON CONFLICT (log_id) DO UPDATE SET
-    owner_user_id = excluded.owner_user_id,
-    end_time = excluded.end_time,
-    charged_seconds = excluded.charged_seconds,
-    overrun_seconds = excluded.overrun_seconds,
-    stop_reason = excluded.stop_reason,
-    stop_event_id = excluded.stop_event_id
+# New records (their start event is new to the ledger, so their logId is too) go
+# straight in; records closed by a stop get the columns a stop sets.
+CLOSE_COLUMNS = "log_id, end_time, charged_seconds, overrun_seconds, stop_reason, stop_event_id"
+
+CREATE_CLOSES_STAGING = """
+CREATE TEMPORARY TABLE IF NOT EXISTS usage_closes_staging (
+    log_id bigint, end_time timestamptz, charged_seconds bigint, overrun_seconds bigint,
+    stop_reason text, stop_event_id text
+) ON COMMIT DELETE ROWS
+"""
+
+CLOSE_USAGE = """
+UPDATE usage_records{suffix} AS u SET
+    end_time = s.end_time,
+    charged_seconds = s.charged_seconds,
+    overrun_seconds = s.overrun_seconds,
+    stop_reason = s.stop_reason,
+    stop_event_id = s.stop_event_id
+FROM usage_closes_staging AS s
+WHERE u.log_id = s.log_id
 """
 
 
@@ -134,7 +139,8 @@ def pack_fields(row: PackRow) -> tuple[str, ...]:
 
 
 def _changing_fields(row: PackRow | PackDynamics) -> tuple[str, ...]:
-    """The columns events change after the purchase (DYNAMIC_COLUMNS but the id)."""
+    """The columns events change after the purchase (DYNAMIC_COLUMNS but the id); a
+    snapshot of None keeps the stored one."""
     return (
         str(row.granted),
         str(row.charged),
@@ -142,7 +148,7 @@ def _changing_fields(row: PackRow | PackDynamics) -> tuple[str, ...]:
         c.integer_array(row.open_train_ids),
         c.timestamp(row.exhausts_at),
         c.text(row.exhaustion_notice_id),
-        c.json_value(row.snapshot),
+        c.NULL if row.snapshot is None else c.json_value(row.snapshot),
         str(row.event_count),
     )
 
@@ -215,20 +221,37 @@ async def write_packs(conn: Conn, rows: Sequence[PackRow], suffix: str = "") -> 
         await cur.execute(UPSERT_PACKS.format(suffix=suffix))
 
 
-async def replace_usage(
+async def write_usage(
     conn: Conn,
     refolded_pack_ids: Sequence[int],
-    rows: Sequence[UsageRow],
+    new_rows: Sequence[UsageRow],
+    closed_rows: Sequence[UsageRow],
     suffix: str = "",
 ) -> None:
-    """Upsert usage records; the records of re-folded packs are replaced as a whole."""
+    """The records of re-folded packs are replaced as a whole; `new_rows` are inserted
+    (records a batch's new start events opened), `closed_rows` get what their stop set."""
     async with conn.cursor() as cur:
         if refolded_pack_ids:
             await cur.execute(DELETE_PACK_USAGE.format(suffix=suffix), (list(refolded_pack_ids),))
-        if not rows:
-            return
-        text = c.lines(map(usage_fields, rows))
-        await cur.execute(CREATE_USAGE_STAGING)
-        async with cur.copy(f"COPY usage_staging ({USAGE_COLUMNS}) FROM STDIN") as copy:
-            await copy.write(text)
-        await cur.execute(UPSERT_USAGE.format(suffix=suffix))
+        if new_rows:
+            text = c.lines(map(usage_fields, new_rows))
+            statement = f"COPY usage_records{suffix} ({USAGE_COLUMNS}) FROM STDIN"
+            async with cur.copy(statement) as copy:
+                await copy.write(text)
+        if closed_rows:
+            text = c.lines(map(_close_fields, closed_rows))
+            await cur.execute(CREATE_CLOSES_STAGING)
+            async with cur.copy(f"COPY usage_closes_staging ({CLOSE_COLUMNS}) FROM STDIN") as copy:
+                await copy.write(text)
+            await cur.execute(CLOSE_USAGE.format(suffix=suffix))
+
+
+def _close_fields(row: UsageRow) -> tuple[str, ...]:
+    return (
+        str(row.log_id),
+        c.timestamp(row.end_time),
+        c.integer(row.charged_seconds),
+        c.integer(row.overrun_seconds),
+        c.text(row.stop_reason),
+        c.text(row.stop_event_id),
+    )

@@ -55,7 +55,7 @@ def test_sigkill_during_a_stream_loses_nothing_and_counts_nothing_twice(
             )
             producer.allow(segment)
             time.sleep(rng.uniform(0.5, 2.0))
-            busy = open_transactions(ledger_database)
+            busy = _wait_for_a_transaction(ledger_database, seconds=3.0)
             kills.append((producer.sent, applied(ledger_database), busy))
             consumer.kill()
             consumer.start()
@@ -74,3 +74,14 @@ def test_sigkill_during_a_stream_loses_nothing_and_counts_nothing_twice(
     assert consumer.starts == KILLS + 1
 
     assert_applied_exactly_once(ledger_database, unique_topic, events, ends)
+
+
+def _wait_for_a_transaction(url: str, seconds: float) -> int:
+    """Open transactions of the consumer, polled until there is one (or `seconds` pass):
+    a batch takes milliseconds, so a kill at a random instant would mostly hit the
+    consumer between batches."""
+    deadline = time.monotonic() + seconds
+    while True:
+        busy = open_transactions(url)
+        if busy or time.monotonic() > deadline:
+            return busy

@@ -143,7 +143,27 @@ def test_restored_state_is_independent() -> None:
     assert document == frozen
 
 
-@pytest.mark.parametrize("version", [None, 0, 2, "1"])
+def test_version_1_documents_are_still_read() -> None:
+    """Rows written before maxPosition existed: the last position stands in for it."""
+    state = fold_arrivals(STATES["open sessions, fractional and in another offset"]).state
+    document = to_snapshot(state)
+    document["v"] = 1
+    del document["maxPosition"]
+    restored = from_snapshot(json.loads(json.dumps(document)))
+    assert restored.max_position == state.last_position
+    assert restored.open_sessions == state.open_sessions
+    assert restored.event_count == state.event_count
+
+
+def test_max_position_is_the_largest_applied() -> None:
+    """Not the last in fold order: a late event with a larger position counts."""
+    state = fold_arrivals(STATES["open sessions, fractional and in another offset"]).state
+    apply(state, LedgerEntry(500, started(30, 7)), {})
+    assert state.max_position == 500
+    assert round_trip(state).max_position == 500
+
+
+@pytest.mark.parametrize("version", [None, 0, 3, "2"])
 def test_unknown_version_is_refused(version: Any) -> None:
     document = to_snapshot(fold_arrivals(STATES["purchased only"]).state)
     document["v"] = version
