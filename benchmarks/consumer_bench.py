@@ -3,12 +3,14 @@
     uv run python benchmarks/consumer_bench.py [--events 500000] [--packs 20000]
 
 1. Publishes `--events` realistic events (purchases, top-ups, trainings starting and
-   stopping on `--packs` packs, in the last hours; ~1% late, ~1% redelivered; one pack
-   in twenty small enough to run out) to a fresh 4-partition topic.
+   stopping on `--packs` packs, at most three at once per pack, in the last hours; ~1%
+   late, ~1% redelivered; one pack in twenty small enough to run out) to a fresh
+   4-partition topic.
 2. Raw rate: a bare aiokafka consumer reads the whole topic (no processing).
 3. Ledger rate: `ledger consume` (a real child process) on a fresh database, timed from
    its first committed batch to the moment every offset is committed.
-4. Delay: publishes at half the ledger rate for `--delay-seconds`, and measures for each
+4. Delay: publishes the histories' continuation at half the ledger rate for
+   `--delay-seconds`, and measures for each
    event the time from publish to its offset being committed with the projections
    (p50/p99), polling the stored offsets every 10 ms.
 
@@ -43,9 +45,19 @@ from services.store.migrate import migrate
 PARTITIONS = 4
 
 
+MAX_OPEN_TRAININGS = 3
+"""Trainings running at once on one pack (of one node): beyond it, the next is a stop."""
+
+
 def make_events(
-    total: int, packs: int, seed: int = 1, base: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+    total: int,
+    packs: int,
+    seed: int = 1,
+    base: datetime = datetime(2026, 1, 1, tzinfo=UTC),
+    then: int = 0,
 ) -> list[tuple[bytes, bytes]]:
+    """`total` events (~1% of them late, ~1% redelivered), followed by `then` more that
+    continue the same histories in order (the delay phase)."""
     rng = random.Random(seed)
     clock = {p: base + timedelta(seconds=p) for p in range(1, packs + 1)}
     open_trains: dict[int, list[int]] = {p: [] for p in range(1, packs + 1)}
@@ -94,12 +106,12 @@ def make_events(
                 ],
             },
         )
-    while len(out) < total:
+    while len(out) < total + then:
         pack = rng.randint(1, packs)
         roll = rng.random()
         if roll < 0.05:
             emit(pack, "infinite.pack.adjusted", {"deltaSeconds": 600, "reason": "top-up"})
-        elif roll < 0.5 or not open_trains[pack]:
+        elif (roll < 0.5 or not open_trains[pack]) and len(open_trains[pack]) < MAX_OPEN_TRAININGS:
             next_train += 1
             open_trains[pack].append(next_train)
             emit(
@@ -110,11 +122,11 @@ def make_events(
         else:
             train = open_trains[pack].pop(0)
             emit(pack, "infinite.training.stopped", {"trainId": train, "reason": "completed"})
-    out = out[:total]
-    for i in range(packs, len(out) - 1):  # ~1% late arrivals, ~1% redeliveries
+    out = out[: total + then]
+    for i in range(packs, total - 1):  # ~1% late arrivals, ~1% redeliveries
         if rng.random() < 0.01:
             out[i], out[i + 1] = out[i + 1], out[i]
-    for i in rng.sample(range(len(out)), len(out) // 100):
+    for i in rng.sample(range(total), total // 100):
         out[i] = out[i - 1] if i else out[i]
     return out
 
@@ -316,7 +328,10 @@ async def main() -> None:
     # add a backlog of thousands of notices to publish: --history-days measures that).
     now = datetime.now(UTC).replace(microsecond=0)
     history_start = now - timedelta(days=args.history_days, hours=6)
-    events = make_events(args.events, args.packs, base=history_start)
+    # The delay phase continues the same histories (enough for 25,000 events/s).
+    needed = int(25_000 * args.delay_seconds / 2)
+    everything = make_events(args.events, args.packs, base=history_start, then=needed)
+    events, continuation = everything[: args.events], everything[args.events :]
     await create_topic(bootstrap, topic)
     took = await publish(bootstrap, topic, events)
     print(f"published in {took:.1f}s ({args.events / took:,.0f}/s)", flush=True)
@@ -355,12 +370,7 @@ async def main() -> None:
         )
 
         half = rate / 2
-        # Later in event time than everything so far: no late events in this phase.
-        later = history_start + timedelta(days=args.history_days, hours=6)
-        more = make_events(int(half * args.delay_seconds) + args.packs, args.packs, 2, later)[
-            args.packs :
-        ]
-        more = [(k, v.replace(b'"id":"', b'"id":"d', 1)) for k, v in more]
+        more = continuation[: int(half * args.delay_seconds)]
         delays = await measure_delay(bootstrap, url, topic, group, half, args.delay_seconds, more)
         delays.sort()
         p50 = statistics.median(delays)
