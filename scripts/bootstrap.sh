@@ -5,7 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 UV_VERSION="0.13.9"
-if ! python3 -m uv --version 2>/dev/null | grep -q "uv ${UV_VERSION}"; then
-    python3 -m pip install --quiet --disable-pip-version-check "uv==${UV_VERSION}"
+if ! bash scripts/uv.sh --version 2>/dev/null | grep -q "uv ${UV_VERSION}"; then
+    if ! python3 -m pip install --quiet --disable-pip-version-check "uv==${UV_VERSION}" 2>/dev/null; then
+        # An externally managed python3 (Debian's own, PEP 668) refuses pip installs:
+        # uv goes into a virtual environment of the project's own instead.
+        python3 -m venv .tools
+        .tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==${UV_VERSION}"
+    fi
 fi
-python3 -m uv sync --frozen
+bash scripts/uv.sh sync --frozen

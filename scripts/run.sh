@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 demo="--demo"
 if [ "${1:-}" = "--no-demo" ]; then demo=""; fi
-exec python3 -m uv run ledger dev $demo
+exec bash scripts/uv.sh run ledger dev $demo

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-uv() { python3 -m uv "$@"; }
+uv() { bash scripts/uv.sh "$@"; }
 uv run ledger infra up
 uv run ruff check .
 uv run ruff format --check .
