@@ -112,6 +112,18 @@ def fold_order(entry: LedgerEntry) -> tuple[datetime, int]:
     return (event_of(entry).time, entry.position)
 
 
+def apply_in_order(state: PackState, entries: Iterable[LedgerEntry]) -> Changes | None:
+    """Apply entries (in any order) after what `state` holds, in fold order; the usage
+    records they touch, or None as soon as one comes too late (the pack must then be
+    re-folded, and `state`, partly changed, be dropped)."""
+    changes: dict[int, UsageRecord] = {}
+    for entry in sorted(entries, key=fold_order):
+        if not applies_in_order(state, entry):
+            return None
+        apply(state, entry, changes)
+    return changes
+
+
 def applies_in_order(state: PackState, entry: LedgerEntry) -> bool:
     """Whether `apply` may add `entry` to `state` (else the pack must be re-folded)."""
     if state.purchase is None:

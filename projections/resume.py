@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from projections.fold import applies_in_order, apply, fold_order
-from projections.state import LedgerEntry, PackState, UsageRecord
+from projections.fold import apply_in_order
+from projections.state import LedgerEntry, PackState
 
 
 def resume(snapshot: PackState, tail: Iterable[LedgerEntry], event_count: int) -> PackState | None:
@@ -23,12 +23,7 @@ def resume(snapshot: PackState, tail: Iterable[LedgerEntry], event_count: int) -
     apply after the snapshot (a late event): the caller re-folds the pack from all its
     entries. The usage records the tail touches are already stored: they are not returned.
     """
-    entries = sorted(tail, key=fold_order)
+    entries = list(tail)
     if snapshot.event_count + len(entries) != event_count:
         return None
-    changes: dict[int, UsageRecord] = {}
-    for entry in entries:
-        if not applies_in_order(snapshot, entry):
-            return None
-        apply(snapshot, entry, changes)
-    return snapshot
+    return snapshot if apply_in_order(snapshot, entries) is not None else None

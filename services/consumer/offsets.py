@@ -53,7 +53,7 @@ class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
             log.exception("seek to the stored offsets failed; consuming from Kafka's")
             self.assigned |= set(assigned)
             return
-        self.assigned |= set(assigned)
+        self.assigned |= set(assigned)  # after the seek: the subscriber now takes them
         log.info(
             "assigned %s; resuming from stored offsets %s",
             sorted(f"{tp.topic}/{tp.partition}" for tp in assigned),

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from events.envelope import PurchasedEvent, StartedEvent
 from events.parse import parse_object
-from projections.fold import applies_in_order, apply, event_of, fold, fold_order
+from projections.fold import apply_in_order, event_of, fold
 from projections.read_models import (
     PackDynamics,
     PackRow,
@@ -26,7 +26,7 @@ from projections.read_models import (
     usage_row,
 )
 from projections.resume import resume
-from projections.state import LedgerEntry, PackState, UsageRecord
+from projections.state import LedgerEntry, PackState
 from services.consumer.state_cache import StateCache
 from services.store import ledger_sql, projection_sql
 from services.store.connection import Conn
@@ -70,10 +70,8 @@ async def project(
     if missing:
         in_batch = {entry.position for entries in by_pack.values() for entry in entries}
         stored = await projection_sql.load_states(conn, missing, suffix)
-        lagging = sum(stored[p].event_count != versions[p] for p in stored)
-        resumed = await _resume(conn, stored, versions, in_batch)
-        outcome.packs_resumed = lagging - (len(stored) - len(resumed))
-        states.update(resumed)
+        ready, outcome.packs_resumed = await _resume(conn, stored, versions, in_batch)
+        states.update(ready)
 
     dynamics: list[PackDynamics] = []
     new_usage: list[UsageRow] = []
@@ -89,7 +87,7 @@ async def project(
             else:
                 outcome.packs_parked += 1  # no purchase yet: the ledger keeps them
             continue
-        changes = _apply_all(state, entries)
+        changes = apply_in_order(state, entries)
         if changes is None:
             to_refold.append(pack_id)
             continue
@@ -112,24 +110,15 @@ async def project(
     return outcome
 
 
-def _apply_all(state: PackState, entries: list[LedgerEntry]) -> dict[int, UsageRecord] | None:
-    """Apply entries in fold order; None when one of them comes too late for that."""
-    changes: dict[int, UsageRecord] = {}
-    for entry in sorted(entries, key=fold_order):
-        if not applies_in_order(state, entry):
-            return None
-        apply(state, entry, changes)
-    return changes
-
-
 async def _resume(
     conn: Conn,
     stored: dict[int, PackState],
     versions: dict[int, int],
     in_batch: set[int],
-) -> dict[int, PackState]:
-    """The states as of the stored event counts; a pack missing from the result (its
-    snapshot and ledger do not add up) is re-folded by the caller."""
+) -> tuple[dict[int, PackState], int]:
+    """The states as of the stored event counts, and how many of them were resumed from
+    a lagging snapshot; a pack missing from the result (its snapshot and ledger do not
+    add up) is re-folded by the caller."""
     lagging = {
         pack_id: state.max_position
         for pack_id, state in stored.items()
@@ -140,11 +129,13 @@ async def _resume(
     for pack_id, position, envelope in await ledger_sql.load_pack_tails(conn, lagging):
         if position not in in_batch:  # this batch's own entries are applied next
             tails[pack_id].append(LedgerEntry(position, parse_object(envelope)))
+    resumed = 0
     for pack_id, tail in tails.items():
         state = resume(stored[pack_id], tail, versions[pack_id])
         if state is not None:
             ready[pack_id] = state
-    return ready
+            resumed += 1
+    return ready, resumed
 
 
 async def _refold(
