@@ -10,13 +10,15 @@ is counted twice.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import psycopg
 
 from events.envelope import AnyPackEvent
 from events.parse import Refusal, parse_event
+from projections.fold import exhausts_at
 from projections.state import LedgerEntry
-from services.consumer.projector import project
+from services.consumer import projector
 from services.consumer.records import SourceRecord, next_offsets
 from services.consumer.state_cache import StateCache
 from services.store import ledger_sql
@@ -40,6 +42,8 @@ class BatchOutcome:
     packs_refolded: int = 0
     packs_parked: int = 0
     packs_resumed: int = 0
+    # (pack, exhausts_at) of the packs written that run out: for the notifier's schedule.
+    exhaustions: list[tuple[int, datetime]] = field(default_factory=list)
 
 
 def sort_out(
@@ -109,19 +113,26 @@ async def _commit(
     async with conn.transaction():
         await ledger_sql.lock_partitions(conn, group, list(offsets))
         await ledger_sql.record_refusals(conn, refused)
-        positions = await ledger_sql.append_events(conn, [item.staged for item in accepted])
-        new_entries: list[LedgerEntry] = []
-        for item in accepted:
-            position = positions.pop(item.staged.event_id, None)
-            if position is not None:  # the first of a duplicated id within the batch
-                new_entries.append(LedgerEntry(position, item.event))
+        numbered = await ledger_sql.claim_positions(conn, [item.staged for item in accepted])
+        first: dict[str, Accepted] = {}
+        for item in accepted:  # an id repeated within the batch counts once: the first
+            first.setdefault(item.staged.event_id, item)
+        new_entries = [LedgerEntry(pos, first[staged.event_id].event) for pos, staged in numbered]
         outcome.appended = len(new_entries)
         outcome.duplicates = len(accepted) - len(new_entries)
-        projected = await project(conn, new_entries, cache)
+        loaded = await projector.load(conn, new_entries, cache)
+        # The server appends the events while this process applies them in memory.
+        planned = await ledger_sql.copy_events(conn, numbered, lambda: projector.plan(loaded))
+        projected = await projector.write(conn, loaded, planned)
         outcome.packs_written = projected.packs_written
         outcome.packs_refolded = projected.packs_refolded
         outcome.packs_parked = projected.packs_parked
         outcome.packs_resumed = projected.packs_resumed
+        outcome.exhaustions = [
+            (pack_id, at)
+            for pack_id, state in projected.states.items()
+            if (at := exhausts_at(state)) is not None
+        ]
         await ledger_sql.store_offsets(conn, group, offsets)
     if cache is not None:  # committed: these states are now the stored ones
         cache.put(projected.states)

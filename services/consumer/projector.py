@@ -47,21 +47,57 @@ class ProjectionOutcome:
     states: dict[int, PackState] = field(default_factory=dict)  # to cache once committed
 
 
+@dataclass(slots=True)
+class Loaded:
+    """A batch's new entries by pack, with the packs locked and their states at hand."""
+
+    by_pack: dict[int, list[LedgerEntry]]
+    versions: dict[int, int]  # {pack: stored event_count} of the packs with a read model
+    states: dict[int, PackState]  # current states (a pack missing here is re-folded)
+    resumed: int = 0
+
+
+@dataclass(slots=True)
+class Plan:
+    """What applying a batch in memory gave: the rows to write (as COPY text), the packs
+    to re-fold."""
+
+    packs_updated: int = 0
+    dynamics_lines: bytes = b""
+    new_usage_lines: bytes = b""
+    closed_usage_lines: bytes = b""
+    to_refold: list[int] = field(default_factory=list)
+    parked: int = 0
+    states: dict[int, PackState] = field(default_factory=dict)
+
+
 async def project(
     conn: Conn,
     new_entries: Iterable[LedgerEntry],
     cache: StateCache | None = None,
     suffix: str = "",
 ) -> ProjectionOutcome:
+    """`load`, `plan` and `write` in a row."""
+    loaded = await load(conn, new_entries, cache, suffix)
+    return await write(conn, loaded, plan(loaded), suffix)
+
+
+async def load(
+    conn: Conn,
+    new_entries: Iterable[LedgerEntry],
+    cache: StateCache | None = None,
+    suffix: str = "",
+) -> Loaded:
+    """Lock the packs of the entries and bring their states: from the in-memory cache
+    while current, else from the stored snapshot and the ledger entries it lags behind."""
     by_pack: dict[int, list[LedgerEntry]] = defaultdict(list)
     for entry in new_entries:
         by_pack[event_of(entry).data.userPackId].append(entry)
-    outcome = ProjectionOutcome()
+    loaded = Loaded(by_pack, {}, {})
     if not by_pack:
-        return outcome
-
-    versions = await projection_sql.lock_versions(conn, list(by_pack), suffix)
-    states: dict[int, PackState] = {}
+        return loaded
+    loaded.versions = versions = await projection_sql.lock_versions(conn, list(by_pack), suffix)
+    states = loaded.states
     for pack_id, count in versions.items():
         cached = cache.take(pack_id, count) if cache is not None else None
         if cached is not None:
@@ -70,43 +106,67 @@ async def project(
     if missing:
         in_batch = {entry.position for entries in by_pack.values() for entry in entries}
         stored = await projection_sql.load_states(conn, missing, suffix)
-        ready, outcome.packs_resumed = await _resume(conn, stored, versions, in_batch)
+        ready, loaded.resumed = await _resume(conn, stored, versions, in_batch)
         states.update(ready)
+    return loaded
 
+
+def plan(loaded: Loaded) -> Plan:
+    """Apply the new entries to the states in memory and format the rows to write. No
+    database work: the caller may have a COPY running on the connection meanwhile. Packs
+    whose entries come too late, or whose purchase just arrived, are left to re-fold."""
+    result = Plan()
+    versions = loaded.versions
     dynamics: list[PackDynamics] = []
     new_usage: list[UsageRow] = []
     closed_usage: list[UsageRow] = []
-    to_refold: list[int] = []
-    for pack_id, entries in by_pack.items():
-        state = states.get(pack_id)
+    for pack_id, entries in loaded.by_pack.items():
+        state = loaded.states.get(pack_id)
         if state is None:
             if pack_id in versions or any(
                 isinstance(entry.event, PurchasedEvent) for entry in entries
             ):
-                to_refold.append(pack_id)
+                result.to_refold.append(pack_id)
             else:
-                outcome.packs_parked += 1  # no purchase yet: the ledger keeps them
+                result.parked += 1  # no purchase yet: the ledger keeps them
             continue
         changes = apply_in_order(state, entries)
         if changes is None:
-            to_refold.append(pack_id)
+            result.to_refold.append(pack_id)
             continue
         snapshot_due = versions[pack_id] // SNAPSHOT_EVERY != state.event_count // SNAPSHOT_EVERY
         dynamics.append(pack_dynamics(state, with_snapshot=snapshot_due))
-        outcome.states[pack_id] = state
+        result.states[pack_id] = state
         opened = {event_of(e).id for e in entries if isinstance(e.event, StartedEvent)}
         for record in changes.values():
             rows = new_usage if record.start_event_id in opened else closed_usage
             rows.append(usage_row(state, record))
+    result.packs_updated = len(dynamics)
+    result.dynamics_lines = projection_sql.dynamics_lines(dynamics)
+    result.new_usage_lines = projection_sql.usage_lines(new_usage)
+    result.closed_usage_lines = projection_sql.close_lines(closed_usage)
+    return result
 
+
+async def write(conn: Conn, loaded: Loaded, planned: Plan, suffix: str = "") -> ProjectionOutcome:
+    """Re-fold what `plan` left, then write every changed row."""
+    outcome = ProjectionOutcome(
+        packs_parked=planned.parked, packs_resumed=loaded.resumed, states=planned.states
+    )
     full_rows: list[PackRow] = []
-    known = {entry.position: entry for pack_id in to_refold for entry in by_pack[pack_id]}
-    refolded = await _refold(conn, to_refold, known, full_rows, new_usage, outcome.states)
+    refolded_usage: list[UsageRow] = []
+    known = {
+        entry.position: entry for pack_id in planned.to_refold for entry in loaded.by_pack[pack_id]
+    }
+    refolded = await _refold(
+        conn, planned.to_refold, known, full_rows, refolded_usage, outcome.states
+    )
     outcome.packs_refolded = len(refolded)
-    await projection_sql.write_pack_dynamics(conn, dynamics, suffix)
+    await projection_sql.write_pack_dynamics(conn, planned.dynamics_lines, suffix)
     await projection_sql.write_packs(conn, full_rows, suffix)
-    await projection_sql.write_usage(conn, refolded, new_usage, closed_usage, suffix)
-    outcome.packs_written = len(dynamics) + len(full_rows)
+    new_lines = planned.new_usage_lines + projection_sql.usage_lines(refolded_usage)
+    await projection_sql.write_usage(conn, refolded, new_lines, planned.closed_usage_lines, suffix)
+    outcome.packs_written = planned.packs_updated + len(full_rows)
     return outcome
 
 

@@ -9,12 +9,15 @@ constraint: the transaction rolls back and the batch is retried, finding the id.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from services.store import copy_text as c
 from services.store.connection import Conn
+
+T = TypeVar("T")
 
 EXISTING_IDS = "SELECT event_id FROM ledger_events WHERE event_id = ANY(%s)"
 
@@ -100,11 +103,13 @@ class RefusedRecord:
     reason: str
 
 
-async def append_events(conn: Conn, events: Sequence[StagedEvent]) -> dict[str, int]:
-    """Append new events in the given order; return {event_id: position} of the new ones
-    (an id already in the ledger, or repeated within `events`, is kept once)."""
+async def claim_positions(
+    conn: Conn, events: Sequence[StagedEvent]
+) -> list[tuple[int, StagedEvent]]:
+    """The events new to the ledger (an id already in it, or repeated within `events`, is
+    kept once), in the given order, each with the position drawn for it."""
     if not events:
-        return {}
+        return []
     async with conn.cursor() as cur:
         await cur.execute(EXISTING_IDS, ([event.event_id for event in events],))
         known = {str(row[0]) for row in await cur.fetchall()}
@@ -114,29 +119,49 @@ async def append_events(conn: Conn, events: Sequence[StagedEvent]) -> dict[str, 
                 known.add(event.event_id)
                 new.append(event)
         if not new:
-            return {}
+            return []
         await cur.execute(NEXT_POSITIONS, (len(new),))
         row = await cur.fetchone()
         assert row is not None
         positions: list[int] = row[0]
-        text = c.lines(
-            (
-                str(position),
-                c.text(event.event_id),
-                str(event.user_pack_id),
-                event.event_type,
-                c.timestamp(event.event_time),
-                c.text(event.source),
-                c.text(event.envelope),
-                c.text(event.kafka_topic),
-                c.integer(event.kafka_partition),
-                c.integer(event.kafka_offset),
-            )
-            for position, event in zip(positions, new, strict=True)
+    return list(zip(positions, new, strict=True))
+
+
+COPY_CHUNK = 2_000
+"""Rows formatted and sent at a time: the server appends one chunk while the next is
+formatted."""
+
+
+async def copy_events(
+    conn: Conn, numbered: Sequence[tuple[int, StagedEvent]], meanwhile: Callable[[], T]
+) -> T:
+    """Append events with their positions (from `claim_positions`) by one COPY, and
+    return `meanwhile()`, called once every row is sent: this process works while the
+    server appends (the COPY completes, or fails with what `meanwhile` raised, after)."""
+    if not numbered:
+        return meanwhile()
+    async with conn.cursor() as cur, cur.copy(COPY_EVENTS) as copy:
+        for start in range(0, len(numbered), COPY_CHUNK):
+            await copy.write(_event_lines(numbered[start : start + COPY_CHUNK]))
+        return meanwhile()
+
+
+def _event_lines(numbered: Sequence[tuple[int, StagedEvent]]) -> bytes:
+    return c.lines(
+        (
+            str(position),
+            c.text(event.event_id),
+            str(event.user_pack_id),
+            event.event_type,
+            c.timestamp(event.event_time),
+            c.text(event.source),
+            c.text(event.envelope),
+            c.text(event.kafka_topic),
+            c.integer(event.kafka_partition),
+            c.integer(event.kafka_offset),
         )
-        async with cur.copy(COPY_EVENTS) as copy:
-            await copy.write(text)
-    return {event.event_id: position for position, event in zip(positions, new, strict=True)}
+        for position, event in numbered
+    )
 
 
 async def load_pack_entries(

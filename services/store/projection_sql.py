@@ -6,7 +6,7 @@ batch of thousands of packs costs a handful of round trips.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from projections.read_models import PackDynamics, PackRow, UsageRow
 from projections.snapshot import PurchaseColumns, from_snapshot
@@ -206,15 +206,20 @@ async def load_states(
         }
 
 
-async def write_pack_dynamics(conn: Conn, rows: Sequence[PackDynamics], suffix: str = "") -> None:
-    """Update the columns that change after the purchase, for packs already stored."""
-    if not rows:
+def dynamics_lines(rows: Sequence[PackDynamics]) -> bytes:
+    """COPY text of pack updates (DYNAMIC_COLUMNS), for `write_pack_dynamics`."""
+    return c.lines((str(row.user_pack_id), *_changing_fields(row)) for row in rows)
+
+
+async def write_pack_dynamics(conn: Conn, lines: bytes, suffix: str = "") -> None:
+    """Update the columns that change after the purchase, for packs already stored
+    (`lines` from `dynamics_lines`)."""
+    if not lines:
         return
-    text = c.lines((str(row.user_pack_id), *_changing_fields(row)) for row in rows)
     async with conn.cursor() as cur:
         await cur.execute(CREATE_DYNAMICS_STAGING)
         async with cur.copy(f"COPY pack_dynamics_staging ({DYNAMIC_COLUMNS}) FROM STDIN") as copy:
-            await copy.write(text)
+            await copy.write(lines)
         await cur.execute(INDEX_JOINS_ONLY)
         await cur.execute(UPDATE_DYNAMICS.format(suffix=suffix))
         await cur.execute(PLANNER_DEFAULTS)
@@ -231,28 +236,37 @@ async def write_packs(conn: Conn, rows: Sequence[PackRow], suffix: str = "") -> 
         await cur.execute(UPSERT_PACKS.format(suffix=suffix))
 
 
+def usage_lines(rows: Iterable[UsageRow]) -> bytes:
+    """COPY text of whole usage records (USAGE_COLUMNS), for `write_usage`."""
+    return c.lines(map(usage_fields, rows))
+
+
+def close_lines(rows: Iterable[UsageRow]) -> bytes:
+    """COPY text of what closing records sets (CLOSE_COLUMNS), for `write_usage`."""
+    return c.lines(map(_close_fields, rows))
+
+
 async def write_usage(
     conn: Conn,
     refolded_pack_ids: Sequence[int],
-    new_rows: Sequence[UsageRow],
-    closed_rows: Sequence[UsageRow],
+    new_lines: bytes,
+    closed_lines: bytes,
     suffix: str = "",
 ) -> None:
-    """The records of re-folded packs are replaced as a whole; `new_rows` are inserted
-    (records a batch's new start events opened), `closed_rows` get what their stop set."""
+    """The records of re-folded packs are replaced as a whole; `new_lines` (`usage_lines`:
+    records a batch's new start events opened, and every record of the re-folded packs)
+    are inserted, `closed_lines` (`close_lines`) set what their stops set."""
     async with conn.cursor() as cur:
         if refolded_pack_ids:
             await cur.execute(DELETE_PACK_USAGE.format(suffix=suffix), (list(refolded_pack_ids),))
-        if new_rows:
-            text = c.lines(map(usage_fields, new_rows))
+        if new_lines:
             statement = f"COPY usage_records{suffix} ({USAGE_COLUMNS}) FROM STDIN"
             async with cur.copy(statement) as copy:
-                await copy.write(text)
-        if closed_rows:
-            text = c.lines(map(_close_fields, closed_rows))
+                await copy.write(new_lines)
+        if closed_lines:
             await cur.execute(CREATE_CLOSES_STAGING)
             async with cur.copy(f"COPY usage_closes_staging ({CLOSE_COLUMNS}) FROM STDIN") as copy:
-                await copy.write(text)
+                await copy.write(closed_lines)
             await cur.execute(INDEX_JOINS_ONLY)
             await cur.execute(CLOSE_USAGE.format(suffix=suffix))
             await cur.execute(PLANNER_DEFAULTS)
