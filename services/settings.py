@@ -53,6 +53,15 @@ class Settings(BaseSettings):
         default=9108, validation_alias="LEDGER_CONSUMER_METRICS_PORT"
     )
     batch_max_records: int = Field(default=50000, validation_alias="LEDGER_BATCH_MAX_RECORDS")
+    # The exhaustion notifier scans `packs` this often for exhaustions due within the
+    # horizon that no live consumer holds in memory; the horizon must exceed the period
+    # (docs/consumer.md, "Exhaustion notices").
+    notice_rescan_seconds: float = Field(
+        default=30.0, validation_alias="LEDGER_NOTICE_RESCAN_SECONDS"
+    )
+    notice_horizon_seconds: float = Field(
+        default=90.0, validation_alias="LEDGER_NOTICE_HORIZON_SECONDS"
+    )
 
     @property
     def dlq_topic(self) -> str:

@@ -55,7 +55,7 @@ def build_app(settings: Settings) -> FastStream:
         log_level=logging.DEBUG,
     )
     sink = LedgerSink(settings.psycopg_url, settings.consumer_group)
-    notifier = ExhaustionNotifier(settings, broker)
+    notifier = ExhaustionNotifier(settings, broker)  # validates its horizon and period
     listener = SeekToStoredOffsets(sink, settings.events_topic)
     subscriber = broker.subscriber(
         settings.events_topic,
@@ -105,6 +105,7 @@ def build_app(settings: Settings) -> FastStream:
             await backoff.wait()
             return
         backoff.reset()
+        notifier.watch(outcome.exhaustions)
         seconds = time.perf_counter() - started
         stats.add(outcome, seconds)
         metrics.observe_batch(outcome, seconds)

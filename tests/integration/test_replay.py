@@ -62,7 +62,6 @@ LIVE_NAMES = {
     "packs_pkey",
     "packs_owner_buy_idx",
     "packs_buy_idx",
-    "packs_exhausts_idx",
     "usage_records",
     "usage_records_pkey",
     "usage_records_owner_start_idx",
@@ -172,6 +171,10 @@ async def test_replay_keeps_every_answer_and_the_consumer_goes_on(
     assert report.usage_records == len(rows_before[1])
     assert actual_rows(ledger_database) == rows_before
     assert read_model_names(ledger_database) == LIVE_NAMES  # nothing _next or _old is left
+    # The rebuilt table leaves room for HOT updates, as the migrated one does.
+    assert scalar(
+        ledger_database, "SELECT reloptions FROM pg_class WHERE oid = 'packs'::regclass"
+    ) == ["fillfactor=70"]
     assert verify(ledger_database, progress=False).clean
 
     # The consumer writes into the swapped-in tables, and the next replay's fresh tables
