@@ -1,6 +1,7 @@
 """`ledger consume`: the FastStream application wiring the broker to the ledger.
 
-The subscriber only converts records and calls the sink; everything else lives in
+The subscriber only converts and parses records and hands them to the sink through the
+`pipeline` (a batch commits while the next one is parsed); everything else lives in
 `ingest` (the transaction), `offsets` (seek on assignment) and `notices` (exhaustion).
 """
 
@@ -19,8 +20,10 @@ from faststream.middlewares import AckPolicy
 
 from services.consumer import metrics
 from services.consumer.backoff import Backoff
+from services.consumer.ingest import ParsedBatch, parse_batch
 from services.consumer.notices import ExhaustionNotifier
 from services.consumer.offsets import SeekToStoredOffsets
+from services.consumer.pipeline import CommitPipeline, fetched_behind, rewind
 from services.consumer.records import SourceRecord
 from services.consumer.sink import LedgerSink
 from services.consumer.stats import ConsumerStats
@@ -56,7 +59,8 @@ def build_app(settings: Settings) -> FastStream:
     )
     sink = LedgerSink(settings.psycopg_url, settings.consumer_group)
     notifier = ExhaustionNotifier(settings, broker)  # validates its horizon and period
-    listener = SeekToStoredOffsets(sink, settings.events_topic)
+    pipeline = CommitPipeline()
+    listener = SeekToStoredOffsets(sink, settings.events_topic, pipeline)
     subscriber = broker.subscriber(
         settings.events_topic,
         group_id=settings.consumer_group,
@@ -85,17 +89,13 @@ def build_app(settings: Settings) -> FastStream:
         log.info("dropped records of %s fetched before the seek", sorted(partitions - ready))
         return [record for record in records if (record.topic, record.partition) in ready]
 
-    @subscriber
-    async def on_batch(msg: KafkaMessage) -> None:
-        raw = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
-        records = _seeked(
-            [SourceRecord(r.topic, r.partition, r.offset, r.key, r.value) for r in raw]
-        )
-        if not records:
-            return
+    async def commit_and_report(msg: KafkaMessage, batch: ParsedBatch) -> bool:
+        """Commit a parsed batch and do what follows a commit; False (and the batch's
+        partitions rewound) when it failed."""
+        records = batch.records
         started = time.perf_counter()
         try:
-            outcome = await sink.commit_batch(records)
+            outcome = await sink.commit_parsed(batch)
         except Exception:
             # Not an outage (the sink waits those out): a bug or a state the database
             # refuses. Nothing was committed; rewind to the batch and back off, so the
@@ -103,7 +103,7 @@ def build_app(settings: Settings) -> FastStream:
             log.exception("batch of %d records failed; rewinding and backing off", len(records))
             await msg.nack()
             await backoff.wait()
-            return
+            return False
         backoff.reset()
         notifier.watch(outcome.exhaustions)
         seconds = time.perf_counter() - started
@@ -133,6 +133,25 @@ def build_app(settings: Settings) -> FastStream:
             await msg.ack()
         except KafkaError as error:
             log.debug("kafka offset commit skipped: %s", error)
+        return True
+
+    @subscriber
+    async def on_batch(msg: KafkaMessage) -> None:
+        raw = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        records = _seeked(
+            [SourceRecord(r.topic, r.partition, r.offset, r.key, r.value) for r in raw]
+        )
+        if not records:
+            return
+        batch = await parse_batch(records)  # while the previous batch commits
+        failed = await pipeline.settle()
+        if failed and fetched_behind(records, failed):
+            # Fetched before the failed batch rewound: these records follow its records.
+            log.info("dropped a batch of %d records fetched behind a failed one", len(records))
+            assert subscriber.consumer is not None  # it delivered this batch
+            rewind(subscriber.consumer, records, failed)
+            return
+        pipeline.start(commit_and_report(msg, batch), records)
 
     async def create_topics() -> None:
         await ensure_topics(
@@ -143,6 +162,7 @@ def build_app(settings: Settings) -> FastStream:
     app = FastStream(broker)
     app.on_startup(create_topics)
     app.after_startup(notifier.start)
+    app.on_shutdown(pipeline.drain)  # the batch in flight commits before the broker closes
     app.on_shutdown(notifier.stop)
     app.after_shutdown(sink.close)
     return app

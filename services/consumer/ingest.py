@@ -9,6 +9,7 @@ is counted twice.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -85,11 +86,47 @@ def _refusal(record: SourceRecord, reason: str) -> ledger_sql.RefusedRecord:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ParsedBatch:
+    """A batch after parsing, before any database work."""
+
+    records: list[SourceRecord]
+    accepted: list[Accepted]
+    refused: list[ledger_sql.RefusedRecord]
+
+
+PARSE_CHUNK = 500
+"""Records parsed between two yields to the event loop in `parse_batch`."""
+
+
+async def parse_batch(records: list[SourceRecord]) -> ParsedBatch:
+    """`sort_out`, yielding to the event loop every PARSE_CHUNK records: the consumer
+    parses a batch while the previous one commits, whose statements must not wait for
+    the whole parse to be sent."""
+    accepted: list[Accepted] = []
+    refused: list[ledger_sql.RefusedRecord] = []
+    for start in range(0, len(records), PARSE_CHUNK):
+        if start:
+            await asyncio.sleep(0)
+        more_accepted, more_refused = sort_out(records[start : start + PARSE_CHUNK])
+        accepted += more_accepted
+        refused += more_refused
+    return ParsedBatch(records, accepted, refused)
+
+
 async def ingest(
     conn: Conn, group: str, records: list[SourceRecord], cache: StateCache | None = None
 ) -> BatchOutcome:
     """Commit one batch; raises (and commits nothing) when the database fails."""
     accepted, refused = sort_out(records)
+    return await ingest_parsed(conn, group, ParsedBatch(records, accepted, refused), cache)
+
+
+async def ingest_parsed(
+    conn: Conn, group: str, batch: ParsedBatch, cache: StateCache | None = None
+) -> BatchOutcome:
+    """`ingest` of a batch already parsed (`parse_batch`)."""
+    records, accepted, refused = batch.records, batch.accepted, batch.refused
     try:
         return await _commit(conn, group, records, accepted, refused, cache)
     except psycopg.DataError:

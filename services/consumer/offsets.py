@@ -12,6 +12,7 @@ from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
+from services.consumer.pipeline import CommitPipeline
 from services.consumer.sink import LedgerSink
 
 log = logging.getLogger("ledger.consumer")
@@ -21,9 +22,10 @@ class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
     """Seeks on assignment; `assigned` holds the partitions whose seek is done (the
     subscriber drops records of the others: they come again from the stored offset)."""
 
-    def __init__(self, sink: LedgerSink, topic: str) -> None:
+    def __init__(self, sink: LedgerSink, topic: str, pipeline: CommitPipeline) -> None:
         self._sink = sink
         self._topic = topic
+        self._pipeline = pipeline
         self._consumer: Callable[[], Any] | None = None
         self.assigned: set[TopicPartition] = set()
 
@@ -32,12 +34,14 @@ class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         self._consumer = consumer
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        # Nothing is in flight: every batch is committed before the next poll.
+        # The batch in flight commits before the partitions go to another consumer.
+        await self._pipeline.drain()
         self.assigned -= set(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         assert self._consumer is not None, "bind() the listener to its subscriber first"
         consumer = self._consumer()
+        await self._pipeline.drain()  # its offsets are stored before they are read
         try:
             stored = await self._sink.stored_offsets(self._topic)  # waits out outages
             unknown = [tp for tp in assigned if (tp.topic, tp.partition) not in stored]

@@ -10,7 +10,7 @@ from typing import TypeVar
 import psycopg
 
 from services.consumer import metrics
-from services.consumer.ingest import BatchOutcome, ingest
+from services.consumer.ingest import BatchOutcome, ParsedBatch, ingest, ingest_parsed
 from services.consumer.records import SourceRecord
 from services.consumer.state_cache import StateCache
 from services.store import ledger_sql
@@ -41,6 +41,11 @@ class LedgerSink:
 
     async def commit_batch(self, records: list[SourceRecord]) -> BatchOutcome:
         return await self._with_retry(lambda conn: ingest(conn, self._group, records, self.cache))
+
+    async def commit_parsed(self, batch: ParsedBatch) -> BatchOutcome:
+        return await self._with_retry(
+            lambda conn: ingest_parsed(conn, self._group, batch, self.cache)
+        )
 
     async def stored_offsets(self, topic: str) -> dict[tuple[str, int], int]:
         return await self._with_retry(

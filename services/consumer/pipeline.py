@@ -1,0 +1,94 @@
+"""One batch commits in the background while the consumer parses the next one.
+
+The subscriber parses a batch, waits for the batch in flight (`settle`), hands the new
+one to `start` and returns: FastStream fetches the next batch and the handler parses it
+while the database works on this one. At most one batch is in flight, and batches
+commit in the order they were fetched.
+
+A batch that fails rewinds its own partitions (FastStream's nack, in its task). A batch
+fetched before that rewind and sharing a partition with it must not commit: its records
+follow the failed ones (`fetched_behind`); `rewind` sends its other partitions back to
+its first records, and the next fetch starts again from the failed batch. A batch
+fetched after the rewind (it starts again at the failed records) goes ahead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Iterable, Mapping
+from typing import Any, Protocol
+
+from aiokafka import TopicPartition
+
+from services.consumer.records import SourceRecord
+
+Place = tuple[str, int]  # (topic, partition)
+
+
+class Seeker(Protocol):
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
+
+
+class CommitPipeline:
+    def __init__(self) -> None:
+        self._pending: asyncio.Task[bool] | None = None
+        self._last_offsets: dict[Place, int] = {}
+
+    def start(self, commit: Coroutine[Any, Any, bool], records: Iterable[SourceRecord]) -> None:
+        """Run `commit` of `records` (True when it committed) in the background; `settle`
+        first."""
+        if self._pending is not None:
+            raise RuntimeError("a batch is still in flight: settle() before start()")
+        self._last_offsets = _last_offsets(records)
+        self._pending = asyncio.create_task(commit, name="ledger-commit")
+
+    async def settle(self) -> dict[Place, int]:
+        """Wait for the batch in flight. If it failed, its last offset per partition
+        (reported once); empty when it committed, or when none was in flight."""
+        task = self._pending
+        if task is None:
+            return {}
+        committed = await task
+        self._pending = None
+        return {} if committed else self._last_offsets
+
+    async def drain(self) -> None:
+        """Wait for the batch in flight, if any (before a rebalance moves partitions,
+        before shutdown); its outcome stays for `settle`."""
+        task = self._pending
+        if task is not None:
+            await asyncio.wait([task])
+
+
+def fetched_behind(records: Iterable[SourceRecord], failed: Mapping[Place, int]) -> bool:
+    """Whether `records` were fetched behind a failed batch (`failed`: its last offset
+    per partition): on a partition they share, they start after the failed records."""
+    return any(
+        place in failed and first > failed[place]
+        for place, first in _first_offsets(records).items()
+    )
+
+
+def rewind(consumer: Seeker, records: Iterable[SourceRecord], rewound: Mapping[Place, int]) -> None:
+    """Seek each partition of `records` back to its first record among them, except the
+    `rewound` ones (already sent back further, to the failed batch's records)."""
+    for (topic, partition), offset in _first_offsets(records).items():
+        if (topic, partition) not in rewound:
+            consumer.seek(TopicPartition(topic, partition), offset)
+
+
+def _first_offsets(records: Iterable[SourceRecord]) -> dict[Place, int]:
+    first: dict[Place, int] = {}
+    for record in records:
+        place = (record.topic, record.partition)
+        if record.offset < first.get(place, record.offset + 1):
+            first[place] = record.offset
+    return first
+
+
+def _last_offsets(records: Iterable[SourceRecord]) -> dict[Place, int]:
+    last: dict[Place, int] = {}
+    for record in records:
+        place = (record.topic, record.partition)
+        last[place] = max(last.get(place, record.offset), record.offset)
+    return last

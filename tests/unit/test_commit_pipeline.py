@@ -1,0 +1,108 @@
+"""The consumer's commit pipeline: one batch in flight, failures rewind the next batch."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka import TopicPartition
+
+from services.consumer.pipeline import CommitPipeline, fetched_behind, rewind
+from services.consumer.records import SourceRecord
+
+
+class RecordingSeeker:
+    def __init__(self) -> None:
+        self.seeks: dict[TopicPartition, int] = {}
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.seeks[partition] = offset
+
+
+def record(partition: int, offset: int) -> SourceRecord:
+    return SourceRecord("t", partition, offset, None, b"{}")
+
+
+async def finishing(result: bool, gate: asyncio.Event | None = None) -> bool:
+    if gate is not None:
+        await gate.wait()
+    return result
+
+
+async def test_nothing_in_flight_settles_at_once() -> None:
+    assert await CommitPipeline().settle() == {}
+
+
+async def test_a_committed_batch_settles_empty_and_the_next_may_start() -> None:
+    pipeline = CommitPipeline()
+    pipeline.start(finishing(True), [record(0, 1), record(1, 1)])
+    assert await pipeline.settle() == {}
+    pipeline.start(finishing(True), [record(2, 5)])
+    assert await pipeline.settle() == {}
+
+
+async def test_a_failed_batch_reports_its_last_offsets_once() -> None:
+    pipeline = CommitPipeline()
+    pipeline.start(finishing(False), [record(0, 7), record(3, 2), record(0, 9), record(0, 8)])
+    assert await pipeline.settle() == {("t", 0): 9, ("t", 3): 2}
+    assert await pipeline.settle() == {}  # reported once
+
+
+async def test_a_second_batch_cannot_start_before_the_first_settles() -> None:
+    pipeline = CommitPipeline()
+    gate = asyncio.Event()
+    pipeline.start(finishing(True, gate), [record(0, 0)])
+    second = finishing(True)
+    with pytest.raises(RuntimeError, match="in flight"):
+        pipeline.start(second, [record(1, 0)])
+    second.close()
+    gate.set()
+    assert await pipeline.settle() == {}
+
+
+async def test_settle_waits_for_the_batch_in_flight() -> None:
+    pipeline = CommitPipeline()
+    gate = asyncio.Event()
+    pipeline.start(finishing(True, gate), [record(0, 0)])
+    settling = asyncio.create_task(pipeline.settle())
+    await asyncio.sleep(0.01)
+    assert not settling.done()
+    gate.set()
+    assert await settling == {}
+
+
+async def test_drain_waits_and_leaves_the_failure_for_settle() -> None:
+    pipeline = CommitPipeline()
+    gate = asyncio.Event()
+    pipeline.start(finishing(False, gate), [record(5, 3)])
+    draining = asyncio.create_task(pipeline.drain())
+    await asyncio.sleep(0.01)
+    assert not draining.done()
+    gate.set()
+    await draining
+    assert await pipeline.settle() == {("t", 5): 3}
+
+
+def test_rewind_seeks_each_partition_to_its_first_record_but_the_rewound_ones() -> None:
+    seeker = RecordingSeeker()
+    records = [record(0, 12), record(1, 40), record(0, 10), record(2, 7), record(1, 41)]
+    rewind(seeker, records, {("t", 2): 9})
+    assert seeker.seeks == {TopicPartition("t", 0): 10, TopicPartition("t", 1): 40}
+
+
+FAILED = {("t", 0): 19, ("t", 1): 5}  # the failed batch: 0@10..19, 1@3..5
+
+
+def test_a_batch_fetched_before_the_rewind_is_behind_the_failed_one() -> None:
+    # It goes on where the failed batch stopped on partition 0.
+    assert fetched_behind([record(2, 50), record(0, 20), record(0, 21)], FAILED)
+
+
+def test_the_batch_fetched_again_after_the_rewind_goes_ahead() -> None:
+    # It starts again at (or before the end of) the failed records, even with new ones.
+    assert not fetched_behind([record(0, 10), record(0, 25), record(1, 3)], FAILED)
+    assert not fetched_behind([record(1, 5), record(1, 6)], FAILED)
+
+
+def test_a_batch_of_other_partitions_goes_ahead() -> None:
+    assert not fetched_behind([record(2, 100), record(3, 0)], FAILED)
