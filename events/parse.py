@@ -46,6 +46,12 @@ def parse_object(obj: Any) -> AnyPackEvent:
     return _ADAPTER.validate_python(obj)
 
 
+def parse_stored(text: str) -> AnyPackEvent:
+    """An envelope stored in the ledger, as JSON text (`envelope::text`) -> an event.
+    Faster than decoding the JSON first and validating the object (`parse_object`)."""
+    return _ADAPTER.validate_json(text)
+
+
 def describe(error: ValidationError) -> str:
     """A one-line, operator-readable reason naming every offending field."""
     problems: list[str] = []

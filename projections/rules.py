@@ -70,6 +70,7 @@ def charge_for(length: int, granted: int, charged: int) -> int:
 
 UNIT = 1_000_000  # microseconds in a second
 MICROSECOND = timedelta(microseconds=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def exhaustion_instant(
@@ -91,37 +92,31 @@ def exhaustion_instant(
             return max(not_before, open_starts[0] + SECOND * budget)
         except OverflowError:
             return None
-    if sum(elapsed_seconds(start, not_before) for start in open_starts) >= budget:
-        return not_before
-    epoch = min(open_starts)
-    # Starts as whole microseconds after the earliest one; the clamp at 0 never applies
-    # after `not_before`, which no start follows in fold order (max() keeps it safe).
-    starts = [(start - epoch) // MICROSECOND for start in open_starts]
-    floor_us = max(max(starts), (not_before - epoch) // MICROSECOND)
-    count = len(starts)
-
-    def used(at_us: int) -> int:
-        return sum(max(0, (at_us - start) // UNIT) for start in starts)
-
-    lower = max(floor_us, -(-(budget * UNIT + sum(starts)) // count))
-    candidates = {lower, lower + UNIT}
+    # Integer microseconds after the Unix epoch: floor((t - s) / 1 s) does not depend on
+    # where time is counted from, and integers keep the search below exact and cheap.
+    starts = [(start - EPOCH) // MICROSECOND for start in open_starts]
+    floor_us = (not_before - EPOCH) // MICROSECOND
+    used = 0
     for start in starts:
-        steps = -(-(lower - start) // UNIT)  # the first step of this session at or after lower
-        candidates.add(start + steps * UNIT)
-    # The first candidate (in time order) at which the budget is used: a binary search,
-    # since used() never decreases.
-    ordered = sorted(candidates)
-    low, high = 0, len(ordered) - 1
-    if used(ordered[high]) < budget:
+        if floor_us > start:
+            used += (floor_us - start) // UNIT
+    if used >= budget:
+        return not_before
+    # From here on every instant follows every start (none follows `not_before` in fold
+    # order; the max() keeps it safe): used(t) = sum of (t - start) // UNIT.
+    count = len(starts)
+    lower = max(max(starts), floor_us, -(-(budget * UNIT + sum(starts)) // count))
+    candidates = [lower, lower + UNIT]
+    for start in starts:  # the first step of each session at or after lower
+        candidates.append(start - (start - lower) // UNIT * UNIT)
+    candidates.sort()
+    for instant in candidates:  # the first one (in time order) at which the budget is used
+        if sum((instant - start) // UNIT for start in starts) >= budget:
+            break
+    else:
         raise AssertionError("unreachable: used(lower + 1 s) >= budget")
-    while low < high:
-        middle = (low + high) // 2
-        if used(ordered[middle]) >= budget:
-            high = middle
-        else:
-            low = middle + 1
     try:
-        return max(not_before, epoch + ordered[low] * MICROSECOND)
+        return max(not_before, EPOCH + instant * MICROSECOND)
     except OverflowError:
         return None
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from events.envelope import PurchasedEvent, StartedEvent
-from events.parse import parse_object
+from events.parse import parse_stored
 from projections.fold import apply_in_order, event_of, fold
 from projections.read_models import (
     PackDynamics,
@@ -188,7 +188,7 @@ async def _resume(
     tails: dict[int, list[LedgerEntry]] = {pack_id: [] for pack_id in lagging}
     for pack_id, position, envelope in await ledger_sql.load_pack_tails(conn, lagging):
         if position not in in_batch:  # this batch's own entries are applied next
-            tails[pack_id].append(LedgerEntry(position, parse_object(envelope)))
+            tails[pack_id].append(LedgerEntry(position, parse_stored(envelope)))
     resumed = 0
     for pack_id, tail in tails.items():
         state = resume(stored[pack_id], tail, versions[pack_id])
@@ -213,8 +213,10 @@ async def _refold(
     entries: dict[int, list[LedgerEntry]] = defaultdict(list)
     rows = await ledger_sql.load_pack_entries(conn, pack_ids, list(known))
     for pack_id, position, envelope in rows:
-        entry = known.get(position) if envelope is None else None
-        entries[pack_id].append(entry or LedgerEntry(position, parse_object(envelope)))
+        if envelope is None:
+            entries[pack_id].append(known[position])
+        else:
+            entries[pack_id].append(LedgerEntry(position, parse_stored(envelope)))
     refolded: list[int] = []
     for pack_id in pack_ids:
         result = fold(pack_id, entries[pack_id])

@@ -47,6 +47,21 @@ def timestamp_array(values: Iterable[datetime]) -> str:
     return "{" + ",".join(f'"{value.isoformat()}"' for value in values) + "}"
 
 
+def text_array(values: Iterable[str]) -> str:
+    """A text[] literal (for a `%s::text[]` parameter): building it here is several
+    times faster than psycopg adapting a list of thousands of strings."""
+    return (
+        "{"
+        + ",".join(
+            '"'
+            + (v.replace("\\", "\\\\").replace('"', '\\"') if "\\" in v or '"' in v else v)
+            + '"'
+            for v in values
+        )
+        + "}"
+    )
+
+
 def lines(rows: Iterable[Iterable[str]]) -> bytes:
     """Join already formatted columns into COPY text."""
     return "".join("\t".join(row) + "\n" for row in rows).encode()

@@ -19,7 +19,7 @@ from services.store.connection import Conn
 
 T = TypeVar("T")
 
-EXISTING_IDS = "SELECT event_id FROM ledger_events WHERE event_id = ANY(%s)"
+EXISTING_IDS = "SELECT event_id FROM ledger_events WHERE event_id = ANY(%s::text[])"
 
 NEXT_POSITIONS = """
 SELECT array_agg(nextval('ledger_events_position_seq'::regclass)) FROM generate_series(1, %s)
@@ -30,10 +30,11 @@ COPY ledger_events (position, event_id, user_pack_id, event_type, event_time, so
                     envelope, kafka_topic, kafka_partition, kafka_offset) FROM STDIN
 """
 
-# Every entry of the given packs; the envelope left out (NULL) for the positions the
-# caller already holds as events (a batch's own entries).
+# Every entry of the given packs, the envelope as JSON text (parsed faster as text than
+# as a decoded object); left out (NULL) for the positions the caller already holds as
+# events (a batch's own entries).
 PACK_ENTRIES = """
-SELECT e.user_pack_id, e.position, CASE WHEN k.position IS NULL THEN e.envelope END
+SELECT e.user_pack_id, e.position, CASE WHEN k.position IS NULL THEN e.envelope::text END
 FROM ledger_events e
 LEFT JOIN unnest(%s::bigint[]) AS k(position) ON k.position = e.position
 WHERE e.user_pack_id = ANY(%s)
@@ -42,7 +43,7 @@ ORDER BY e.user_pack_id, e.position
 
 # The entries of each pack above a position: what its stored snapshot has not applied.
 PACK_TAILS = """
-SELECT e.user_pack_id, e.position, e.envelope
+SELECT e.user_pack_id, e.position, e.envelope::text
 FROM unnest(%s::bigint[], %s::bigint[]) AS t(user_pack_id, after)
 JOIN ledger_events e ON e.user_pack_id = t.user_pack_id AND e.position > t.after
 ORDER BY e.user_pack_id, e.position
@@ -59,7 +60,7 @@ ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING
 # long outage may still commit an older batch (its writes are idempotent anyway).
 STORE_OFFSETS = """
 INSERT INTO consumer_offsets (consumer_group, kafka_topic, kafka_partition, next_offset)
-VALUES (%s, %s, %s, %s)
+SELECT %s, t, p, o FROM unnest(%s::text[], %s::integer[], %s::bigint[]) AS x(t, p, o)
 ON CONFLICT (consumer_group, kafka_topic, kafka_partition) DO UPDATE
 SET next_offset = greatest(consumer_offsets.next_offset, excluded.next_offset),
     updated_at = now()
@@ -111,7 +112,7 @@ async def claim_positions(
     if not events:
         return []
     async with conn.cursor() as cur:
-        await cur.execute(EXISTING_IDS, ([event.event_id for event in events],))
+        await cur.execute(EXISTING_IDS, (c.text_array(event.event_id for event in events),))
         known = {str(row[0]) for row in await cur.fetchall()}
         new: list[StagedEvent] = []
         for event in events:
@@ -166,17 +167,17 @@ def _event_lines(numbered: Sequence[tuple[int, StagedEvent]]) -> bytes:
 
 async def load_pack_entries(
     conn: Conn, user_pack_ids: Sequence[int], known_positions: Sequence[int] = ()
-) -> list[tuple[int, int, object]]:
-    """Every ledger entry of the given packs: (user_pack_id, position, envelope), the
-    envelope None at the `known_positions`."""
+) -> list[tuple[int, int, str | None]]:
+    """Every ledger entry of the given packs: (user_pack_id, position, envelope as JSON
+    text), the envelope None at the `known_positions`."""
     async with conn.cursor() as cur:
         await cur.execute(PACK_ENTRIES, (list(known_positions), list(user_pack_ids)))
         return [(int(r[0]), int(r[1]), r[2]) for r in await cur.fetchall()]
 
 
-async def load_pack_tails(conn: Conn, after: dict[int, int]) -> list[tuple[int, int, object]]:
+async def load_pack_tails(conn: Conn, after: dict[int, int]) -> list[tuple[int, int, str]]:
     """The ledger entries of each pack above a position ({pack: position}), as
-    (user_pack_id, position, envelope)."""
+    (user_pack_id, position, envelope as JSON text)."""
     if not after:
         return []
     async with conn.cursor() as cur:
@@ -208,11 +209,11 @@ async def lock_partitions(conn: Conn, group: str, partitions: Sequence[tuple[str
 async def store_offsets(conn: Conn, group: str, next_offsets: dict[tuple[str, int], int]) -> None:
     if not next_offsets:
         return
-    async with conn.cursor() as cur:
-        await cur.executemany(
-            STORE_OFFSETS,
-            [(group, topic, part, offset) for (topic, part), offset in next_offsets.items()],
-        )
+    places = list(next_offsets)
+    await conn.execute(
+        STORE_OFFSETS,
+        (group, [t for t, _ in places], [p for _, p in places], list(next_offsets.values())),
+    )
 
 
 async def load_offsets(conn: Conn, group: str, topic: str) -> dict[tuple[str, int], int]:

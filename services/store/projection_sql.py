@@ -108,6 +108,13 @@ DELETE_PACK_USAGE = "DELETE FROM usage_records{suffix} WHERE user_pack_id = ANY(
 INDEX_JOINS_ONLY = "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off"
 PLANNER_DEFAULTS = "RESET enable_hashjoin; RESET enable_mergejoin"
 
+
+def by_index_probes(update: str) -> str:
+    """`update` between INDEX_JOINS_ONLY and PLANNER_DEFAULTS: one round trip (a text
+    without parameters goes by the simple protocol, several statements at once)."""
+    return f"{INDEX_JOINS_ONLY}; {update}; {PLANNER_DEFAULTS}"
+
+
 # New records (their start event is new to the ledger, so their logId is too) go
 # straight in; records closed by a stop get the columns a stop sets.
 CLOSE_COLUMNS = "log_id, end_time, charged_seconds, overrun_seconds, stop_reason, stop_event_id"
@@ -220,9 +227,7 @@ async def write_pack_dynamics(conn: Conn, lines: bytes, suffix: str = "") -> Non
         await cur.execute(CREATE_DYNAMICS_STAGING)
         async with cur.copy(f"COPY pack_dynamics_staging ({DYNAMIC_COLUMNS}) FROM STDIN") as copy:
             await copy.write(lines)
-        await cur.execute(INDEX_JOINS_ONLY)
-        await cur.execute(UPDATE_DYNAMICS.format(suffix=suffix))
-        await cur.execute(PLANNER_DEFAULTS)
+        await cur.execute(by_index_probes(UPDATE_DYNAMICS.format(suffix=suffix)))
 
 
 async def write_packs(conn: Conn, rows: Sequence[PackRow], suffix: str = "") -> None:
@@ -267,9 +272,7 @@ async def write_usage(
             await cur.execute(CREATE_CLOSES_STAGING)
             async with cur.copy(f"COPY usage_closes_staging ({CLOSE_COLUMNS}) FROM STDIN") as copy:
                 await copy.write(closed_lines)
-            await cur.execute(INDEX_JOINS_ONLY)
-            await cur.execute(CLOSE_USAGE.format(suffix=suffix))
-            await cur.execute(PLANNER_DEFAULTS)
+            await cur.execute(by_index_probes(CLOSE_USAGE.format(suffix=suffix)))
 
 
 def _close_fields(row: UsageRow) -> tuple[str, ...]:
