@@ -20,7 +20,7 @@ from faststream.middlewares import AckPolicy
 
 from services.consumer import metrics
 from services.consumer.backoff import Backoff
-from services.consumer.ingest import ParsedBatch, parse_batch
+from services.consumer.ingest import BatchOutcome, ParsedBatch, parse_batch
 from services.consumer.notices import ExhaustionNotifier
 from services.consumer.offsets import SeekToStoredOffsets
 from services.consumer.pipeline import CommitPipeline, fetched_behind, rewind
@@ -39,11 +39,16 @@ async def _no_decoding(message: Any) -> None:
 
 
 def _lags(consumer: Any, records: list[SourceRecord]) -> dict[int, int]:
-    """Per partition of the batch: how far its last record is from the high watermark."""
+    """Per partition of the batch still assigned (a batch commits in the background: a
+    rebalance may have moved some): how far its last record is from the high watermark."""
     last_offsets = {record.partition: record.offset for record in records}  # in order
+    assigned = consumer.assignment()
     lags = {}
     for partition, offset in last_offsets.items():
-        highwater = consumer.highwater(TopicPartition(records[0].topic, partition))
+        place = TopicPartition(records[0].topic, partition)
+        if place not in assigned:
+            continue
+        highwater = consumer.highwater(place)
         if highwater is not None:
             lags[partition] = max(0, highwater - offset - 1)
     return lags
@@ -101,12 +106,23 @@ def build_app(settings: Settings) -> FastStream:
             # refuses. Nothing was committed; rewind to the batch and back off, so the
             # records are neither lost nor retried in a hot loop.
             log.exception("batch of %d records failed; rewinding and backing off", len(records))
-            await msg.nack()
+            assert subscriber.consumer is not None  # it delivered this batch
+            rewind(subscriber.consumer, records)
             await backoff.wait()
             return False
         backoff.reset()
+        try:
+            await report(msg, records, outcome, time.perf_counter() - started)
+        except Exception:  # the batch is committed: a report that fails must not undo that
+            log.exception("reporting a committed batch failed")
+        return True
+
+    async def report(
+        msg: KafkaMessage, records: list[SourceRecord], outcome: BatchOutcome, seconds: float
+    ) -> None:
+        """What follows a commit: the notifier's schedule, stats and metrics, the refused
+        records to the DLQ, Kafka's informational offsets."""
         notifier.watch(outcome.exhaustions)
-        seconds = time.perf_counter() - started
         stats.add(outcome, seconds)
         metrics.observe_batch(outcome, seconds)
         metrics.observe_lag(_lags(subscriber.consumer, records))
@@ -133,7 +149,6 @@ def build_app(settings: Settings) -> FastStream:
             await msg.ack()
         except KafkaError as error:
             log.debug("kafka offset commit skipped: %s", error)
-        return True
 
     @subscriber
     async def on_batch(msg: KafkaMessage) -> None:

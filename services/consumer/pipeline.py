@@ -5,7 +5,7 @@ one to `start` and returns: FastStream fetches the next batch and the handler pa
 while the database works on this one. At most one batch is in flight, and batches
 commit in the order they were fetched.
 
-A batch that fails rewinds its own partitions (FastStream's nack, in its task). A batch
+A batch that fails rewinds its own partitions (`rewind`, in its task). A batch
 fetched before that rewind and sharing a partition with it must not commit: its records
 follow the failed ones (`fetched_behind`); `rewind` sends its other partitions back to
 its first records, and the next fetch starts again from the failed batch. A batch
@@ -26,6 +26,8 @@ Place = tuple[str, int]  # (topic, partition)
 
 
 class Seeker(Protocol):
+    def assignment(self) -> set[TopicPartition]: ...
+
     def seek(self, partition: TopicPartition, offset: int) -> None: ...
 
 
@@ -48,8 +50,10 @@ class CommitPipeline:
         task = self._pending
         if task is None:
             return {}
-        committed = await task
-        self._pending = None
+        try:
+            committed = await task
+        finally:  # whatever happened to it, it is no longer in flight
+            self._pending = None
         return {} if committed else self._last_offsets
 
     async def drain(self) -> None:
@@ -69,12 +73,17 @@ def fetched_behind(records: Iterable[SourceRecord], failed: Mapping[Place, int])
     )
 
 
-def rewind(consumer: Seeker, records: Iterable[SourceRecord], rewound: Mapping[Place, int]) -> None:
+def rewind(
+    consumer: Seeker, records: Iterable[SourceRecord], rewound: Mapping[Place, int] | None = None
+) -> None:
     """Seek each partition of `records` back to its first record among them, except the
-    `rewound` ones (already sent back further, to the failed batch's records)."""
+    `rewound` ones (already sent back further, to the failed batch's records) and those
+    a rebalance took away meanwhile (their new owner starts from the stored offsets)."""
+    assigned = consumer.assignment()
     for (topic, partition), offset in _first_offsets(records).items():
-        if (topic, partition) not in rewound:
-            consumer.seek(TopicPartition(topic, partition), offset)
+        place = TopicPartition(topic, partition)
+        if (topic, partition) not in (rewound or {}) and place in assigned:
+            consumer.seek(place, offset)
 
 
 def _first_offsets(records: Iterable[SourceRecord]) -> dict[Place, int]:

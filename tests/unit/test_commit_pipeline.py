@@ -7,13 +7,18 @@ import asyncio
 import pytest
 from aiokafka import TopicPartition
 
+from services.consumer.app import _lags
 from services.consumer.pipeline import CommitPipeline, fetched_behind, rewind
 from services.consumer.records import SourceRecord
 
 
 class RecordingSeeker:
-    def __init__(self) -> None:
+    def __init__(self, partitions: range = range(4)) -> None:
         self.seeks: dict[TopicPartition, int] = {}
+        self.partitions = {TopicPartition("t", p) for p in partitions}
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.partitions
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
         self.seeks[partition] = offset
@@ -90,6 +95,12 @@ def test_rewind_seeks_each_partition_to_its_first_record_but_the_rewound_ones() 
     assert seeker.seeks == {TopicPartition("t", 0): 10, TopicPartition("t", 1): 40}
 
 
+def test_rewind_leaves_the_partitions_a_rebalance_took_away() -> None:
+    seeker = RecordingSeeker(partitions=range(1, 4))  # partition 0 went to another consumer
+    rewind(seeker, [record(0, 12), record(1, 40), record(0, 10)])
+    assert seeker.seeks == {TopicPartition("t", 1): 40}
+
+
 FAILED = {("t", 0): 19, ("t", 1): 5}  # the failed batch: 0@10..19, 1@3..5
 
 
@@ -106,3 +117,24 @@ def test_the_batch_fetched_again_after_the_rewind_goes_ahead() -> None:
 
 def test_a_batch_of_other_partitions_goes_ahead() -> None:
     assert not fetched_behind([record(2, 100), record(3, 0)], FAILED)
+
+
+class AssignedOnly:
+    """Like AIOKafkaConsumer: highwater() of a partition it no longer holds is an error."""
+
+    def __init__(self, highwaters: dict[TopicPartition, int]) -> None:
+        self._highwaters = highwaters
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._highwaters)
+
+    def highwater(self, partition: TopicPartition) -> int:
+        assert partition in self._highwaters, "Partition is not assigned"
+        return self._highwaters[partition]
+
+
+def test_lags_of_a_batch_committed_after_a_rebalance_skip_the_partitions_moved_away() -> None:
+    # The batch committed in the background while partition 1 went to another consumer.
+    consumer = AssignedOnly({TopicPartition("t", 0): 100})
+    records = [record(0, 90), record(1, 40), record(0, 95)]
+    assert _lags(consumer, records) == {0: 4}
