@@ -12,7 +12,8 @@
 4. Delay: publishes the histories' continuation at half the ledger rate for
    `--delay-seconds`, and measures for each
    event the time from publish to its offset being committed with the projections
-   (p50/p99), polling the stored offsets every 10 ms.
+   (p50/p99), polling the stored offsets every 10 ms. `--also-delay-at 4000,6000` does
+   the same at fixed rates afterwards (the latency curve).
 
 Needs the services of `ledger infra up` (or KAFKA_BOOTSTRAP_SERVERS / LEDGER_DATABASE_URL).
 """
@@ -316,6 +317,13 @@ async def main() -> None:
         default=0.0,
         help="how many days before the last 6 hours the events begin (0: a live stream)",
     )
+    parser.add_argument(
+        "--also-delay-at",
+        type=lambda text: [float(rate) for rate in text.split(",") if rate],
+        default=[],
+        metavar="RATE,RATE",
+        help="also measure the delay at these fixed rates (events/s), after the half rate",
+    )
     args = parser.parse_args()
     settings = get_settings()
     bootstrap = settings.kafka_bootstrap_servers
@@ -329,7 +337,7 @@ async def main() -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     history_start = now - timedelta(days=args.history_days, hours=6)
     # The delay phase continues the same histories (enough for 25,000 events/s).
-    needed = int(25_000 * args.delay_seconds / 2)
+    needed = int((25_000 / 2 + sum(args.also_delay_at)) * args.delay_seconds)
     everything = make_events(args.events, args.packs, base=history_start, then=needed)
     events, continuation = everything[: args.events], everything[args.events :]
     await create_topic(bootstrap, topic)
@@ -370,16 +378,24 @@ async def main() -> None:
         )
 
         half = rate / 2
-        more = continuation[: int(half * args.delay_seconds)]
-        delays = await measure_delay(bootstrap, url, topic, group, half, args.delay_seconds, more)
-        delays.sort()
-        p50 = statistics.median(delays)
-        p99 = delays[int(len(delays) * 0.99) - 1]
-        print(
-            f"delay at {half:,.0f} events/s over {len(delays):,} events: "
-            f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms",
-            flush=True,
-        )
+        measured: list[tuple[float, float, float]] = []  # (rate, p50, p99)
+        for delay_rate in [half, *args.also_delay_at]:
+            more, continuation = (
+                continuation[: int(delay_rate * args.delay_seconds)],
+                continuation[int(delay_rate * args.delay_seconds) :],
+            )
+            delays = await measure_delay(
+                bootstrap, url, topic, group, delay_rate, args.delay_seconds, more
+            )
+            delays.sort()
+            p50 = statistics.median(delays)
+            p99 = delays[int(len(delays) * 0.99) - 1]
+            measured.append((delay_rate, p50, p99))
+            print(
+                f"delay at {delay_rate:,.0f} events/s over {len(delays):,} events: "
+                f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms",
+                flush=True,
+            )
     finally:
         for consumer in consumers:
             consumer.terminate()
@@ -394,9 +410,11 @@ async def main() -> None:
         f"| {rate:,.0f} events/s |"
     )
     print(f"| ratio ledger / raw | {rate / raw:.2f} |")
-    print(
-        f"| delay p50 / p99 at {half:,.0f} events/s | {p50 * 1000:.0f} ms / {p99 * 1000:.0f} ms |"
-    )
+    for delay_rate, p50, p99 in measured:
+        print(
+            f"| delay p50 / p99 at {delay_rate:,.0f} events/s "
+            f"| {p50 * 1000:.0f} ms / {p99 * 1000:.0f} ms |"
+        )
     print(f"consumer logs: {' '.join(map(str, logs))}")
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{database}"')
