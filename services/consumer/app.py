@@ -177,7 +177,7 @@ def build_app(settings: Settings) -> FastStream:
     app = FastStream(broker)
     app.on_startup(create_topics)
     app.after_startup(notifier.start)
-    app.on_shutdown(pipeline.drain)  # the batch in flight commits before the broker closes
+    app.on_shutdown(pipeline.stop)  # the batch in flight commits before the broker closes
     app.on_shutdown(notifier.stop)
     app.after_shutdown(sink.close)
     return app

@@ -57,10 +57,22 @@ class CommitPipeline:
         return {} if committed else self._last_offsets
 
     async def drain(self) -> None:
-        """Wait for the batch in flight, if any (before a rebalance moves partitions,
-        before shutdown); its outcome stays for `settle`."""
+        """Wait for the batch in flight, if any (before a rebalance moves partitions);
+        its outcome stays for `settle`."""
         task = self._pending
         if task is not None:
+            await asyncio.wait([task])
+
+    async def stop(self, grace: float = 15.0) -> None:
+        """At shutdown: let the batch in flight commit for up to `grace` seconds (it
+        may be waiting out a database outage), then cancel it. A cancelled batch commits
+        nothing; its records come again from the stored offsets at the next start."""
+        task = self._pending
+        if task is None:
+            return
+        await asyncio.wait([task], timeout=grace)
+        if not task.done():
+            task.cancel()
             await asyncio.wait([task])
 
 

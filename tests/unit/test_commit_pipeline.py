@@ -88,6 +88,21 @@ async def test_drain_waits_and_leaves_the_failure_for_settle() -> None:
     assert await pipeline.settle() == {("t", 5): 3}
 
 
+async def test_stop_waits_for_the_batch_in_flight_then_cancels_it() -> None:
+    pipeline = CommitPipeline()
+    gate = asyncio.Event()
+    pipeline.start(finishing(True, gate), [record(0, 0)])
+    asyncio.get_running_loop().call_later(0.05, gate.set)
+    await pipeline.stop(grace=5)  # commits in time
+    assert await pipeline.settle() == {}
+
+    stuck = asyncio.Event()  # a commit waiting out an outage that does not end
+    pipeline.start(finishing(True, stuck), [record(0, 1)])
+    await pipeline.stop(grace=0.05)
+    with pytest.raises(asyncio.CancelledError):
+        await pipeline.settle()
+
+
 def test_rewind_seeks_each_partition_to_its_first_record_but_the_rewound_ones() -> None:
     seeker = RecordingSeeker()
     records = [record(0, 12), record(1, 40), record(0, 10), record(2, 7), record(1, 41)]
