@@ -23,7 +23,7 @@ from services.consumer.backoff import Backoff
 from services.consumer.ingest import BatchOutcome, ParsedBatch, parse_batch
 from services.consumer.notices import ExhaustionNotifier
 from services.consumer.offsets import SeekToStoredOffsets
-from services.consumer.pipeline import CommitPipeline, fetched_behind, rewind
+from services.consumer.pipeline import CommitPipeline, fetched_behind, last_offsets, rewind
 from services.consumer.records import SourceRecord
 from services.consumer.sink import LedgerSink
 from services.consumer.stats import ConsumerStats
@@ -82,18 +82,6 @@ def build_app(settings: Settings) -> FastStream:
     backoff = Backoff()
     stats = ConsumerStats()
 
-    def _seeked(records: list[SourceRecord]) -> list[SourceRecord]:
-        """Only records of partitions already moved to their stored offsets. A fetch can
-        run between an assignment and the listener's seek (which waits for the database):
-        those records come again from the stored offset, so processing them now would
-        only redo work (a whole batch of duplicates)."""
-        partitions = {(record.topic, record.partition) for record in records}
-        ready = {tp for tp in partitions if TopicPartition(*tp) in listener.assigned}
-        if len(ready) == len(partitions):
-            return records
-        log.info("dropped records of %s fetched before the seek", sorted(partitions - ready))
-        return [record for record in records if (record.topic, record.partition) in ready]
-
     async def commit_and_report(msg: KafkaMessage, batch: ParsedBatch) -> bool:
         """Commit a parsed batch and do what follows a commit; False (and the batch's
         partitions rewound) when it failed."""
@@ -107,7 +95,7 @@ def build_app(settings: Settings) -> FastStream:
             # records are neither lost nor retried in a hot loop.
             log.exception("batch of %d records failed; rewinding and backing off", len(records))
             assert subscriber.consumer is not None  # it delivered this batch
-            rewind(subscriber.consumer, records)
+            listener.rewound(rewind(subscriber.consumer, records))
             await backoff.wait()
             return False
         backoff.reset()
@@ -153,7 +141,10 @@ def build_app(settings: Settings) -> FastStream:
     @subscriber
     async def on_batch(msg: KafkaMessage) -> None:
         raw = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
-        records = _seeked(
+        # Only records of partitions already sought to their stored offsets, and none
+        # this process already handed to a commit: a fetch can run between an assignment
+        # and the seek (which waits for the database), and those records come again.
+        records = listener.fresh(
             [SourceRecord(r.topic, r.partition, r.offset, r.key, r.value) for r in raw]
         )
         if not records:
@@ -164,8 +155,9 @@ def build_app(settings: Settings) -> FastStream:
             # Fetched before the failed batch rewound: these records follow its records.
             log.info("dropped a batch of %d records fetched behind a failed one", len(records))
             assert subscriber.consumer is not None  # it delivered this batch
-            rewind(subscriber.consumer, records, failed)
+            listener.rewound(rewind(subscriber.consumer, records, failed))
             return
+        listener.handed(last_offsets(records))
         pipeline.start(commit_and_report(msg, batch), records)
 
     async def create_topics() -> None:

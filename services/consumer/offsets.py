@@ -13,6 +13,7 @@ from typing import Any
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from services.consumer.pipeline import CommitPipeline
+from services.consumer.records import SourceRecord
 from services.consumer.sink import LedgerSink
 
 log = logging.getLogger("ledger.consumer")
@@ -28,6 +29,43 @@ class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         self._pipeline = pipeline
         self._consumer: Callable[[], Any] | None = None
         self.assigned: set[TopicPartition] = set()
+        # Per partition, the offset from which records are new to this process: the
+        # stored offset once sought, then past every record handed to a commit, back to
+        # where a rewind sent it. Records below it were fetched before the seek (or
+        # before a rewind) and come again; taking them too would only redo work.
+        self.next_offsets: dict[tuple[str, int], int] = {}
+
+    def fresh(self, records: list[SourceRecord]) -> list[SourceRecord]:
+        """The records of partitions already sought, from their next offsets on."""
+        first: dict[tuple[str, int], int] = {}
+        for record in records:
+            first.setdefault((record.topic, record.partition), record.offset)
+        if all(
+            place in self.assigned and offset >= self.next_offsets.get(place, 0)
+            for place, offset in first.items()
+        ):
+            return records  # the common case, checked per partition (records in order)
+        kept = [
+            record
+            for record in records
+            if (place := (record.topic, record.partition)) in self.assigned
+            and record.offset >= self.next_offsets.get(place, 0)
+        ]
+        log.info(
+            "dropped %d records fetched before a seek of %s",
+            len(records) - len(kept),
+            sorted(first),
+        )
+        return kept
+
+    def handed(self, last: dict[tuple[str, int], int]) -> None:
+        """Records up to these offsets went to a commit."""
+        for place, offset in last.items():
+            self.next_offsets[place] = max(self.next_offsets.get(place, 0), offset + 1)
+
+    def rewound(self, sought: dict[tuple[str, int], int]) -> None:
+        """These partitions were sent back (a failed batch): their records come again."""
+        self.next_offsets.update(sought)
 
     def bind(self, consumer: Callable[[], Any]) -> None:
         """`consumer()` gives the subscriber's AIOKafkaConsumer once it has started."""
@@ -37,6 +75,8 @@ class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         # The batch in flight commits before the partitions go to another consumer.
         await self._pipeline.drain()
         self.assigned -= set(revoked)
+        for tp in revoked:
+            self.next_offsets.pop((tp.topic, tp.partition), None)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         assert self._consumer is not None, "bind() the listener to its subscriber first"
@@ -50,11 +90,16 @@ class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
             beginnings = await consumer.beginning_offsets(unknown) if unknown else {}
             for tp in assigned:
                 offset = stored.get((tp.topic, tp.partition), beginnings.get(tp))
+                if offset is None:  # no record was ever written to it: nothing to skip
+                    offset = 0
                 consumer.seek(tp, offset)
+                self.next_offsets[(tp.topic, tp.partition)] = offset
         except Exception:
             # Kafka's committed offsets trail the database's (they are committed after
             # it): consuming from them only redoes idempotent work. Never stall.
             log.exception("seek to the stored offsets failed; consuming from Kafka's")
+            for tp in assigned:
+                self.next_offsets.pop((tp.topic, tp.partition), None)
             self.assigned |= set(assigned)
             return
         self.assigned |= set(assigned)  # after the seek: the subscriber now takes them

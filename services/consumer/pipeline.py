@@ -87,15 +87,24 @@ def fetched_behind(records: Iterable[SourceRecord], failed: Mapping[Place, int])
 
 def rewind(
     consumer: Seeker, records: Iterable[SourceRecord], rewound: Mapping[Place, int] | None = None
-) -> None:
+) -> dict[Place, int]:
     """Seek each partition of `records` back to its first record among them, except the
     `rewound` ones (already sent back further, to the failed batch's records) and those
-    a rebalance took away meanwhile (their new owner starts from the stored offsets)."""
+    a rebalance took away meanwhile (their new owner starts from the stored offsets).
+    Returns the offsets sought."""
     assigned = consumer.assignment()
+    sought: dict[Place, int] = {}
     for (topic, partition), offset in _first_offsets(records).items():
         place = TopicPartition(topic, partition)
         if (topic, partition) not in (rewound or {}) and place in assigned:
             consumer.seek(place, offset)
+            sought[(topic, partition)] = offset
+    return sought
+
+
+def last_offsets(records: Iterable[SourceRecord]) -> dict[Place, int]:
+    """The last offset of each partition among `records`."""
+    return _last_offsets(records)
 
 
 def _first_offsets(records: Iterable[SourceRecord]) -> dict[Place, int]:
