@@ -24,7 +24,7 @@ from services.consumer.ingest import BatchOutcome, ParsedBatch, parse_batch
 from services.consumer.notices import ExhaustionNotifier
 from services.consumer.offsets import SeekToStoredOffsets
 from services.consumer.pipeline import CommitPipeline, fetched_behind, last_offsets, rewind
-from services.consumer.records import SourceRecord
+from services.consumer.records import SourceRecord, next_offsets
 from services.consumer.sink import LedgerSink
 from services.consumer.stats import ConsumerStats
 from services.consumer.topics import ensure_topics
@@ -36,6 +36,20 @@ log = logging.getLogger("ledger.consumer")
 async def _no_decoding(message: Any) -> None:
     # The handler reads the raw records; skip FastStream's JSON decoding of each body.
     return None
+
+
+def kafka_offsets(consumer: Any, records: list[SourceRecord]) -> dict[TopicPartition, int]:
+    """The offsets to commit to Kafka for a committed batch: its own next offsets, of
+    the partitions still assigned. Not the consumer's positions: the next batch is
+    fetched while this one commits, and Kafka's offsets must never pass the database's
+    (a restarted consumer's first fetch starts from Kafka's offsets before its seek to
+    the database's completes; ahead of them, it would skip records)."""
+    assigned = consumer.assignment()
+    return {
+        place: offset
+        for (topic, partition), offset in next_offsets(records).items()
+        if (place := TopicPartition(topic, partition)) in assigned
+    }
 
 
 def _lags(consumer: Any, records: list[SourceRecord]) -> dict[int, int]:
@@ -82,7 +96,7 @@ def build_app(settings: Settings) -> FastStream:
     backoff = Backoff()
     stats = ConsumerStats()
 
-    async def commit_and_report(msg: KafkaMessage, batch: ParsedBatch) -> bool:
+    async def commit_and_report(batch: ParsedBatch) -> bool:
         """Commit a parsed batch and do what follows a commit; False (and the batch's
         partitions rewound) when it failed."""
         records = batch.records
@@ -100,14 +114,12 @@ def build_app(settings: Settings) -> FastStream:
             return False
         backoff.reset()
         try:
-            await report(msg, records, outcome, time.perf_counter() - started)
+            await report(records, outcome, time.perf_counter() - started)
         except Exception:  # the batch is committed: a report that fails must not undo that
             log.exception("reporting a committed batch failed")
         return True
 
-    async def report(
-        msg: KafkaMessage, records: list[SourceRecord], outcome: BatchOutcome, seconds: float
-    ) -> None:
+    async def report(records: list[SourceRecord], outcome: BatchOutcome, seconds: float) -> None:
         """What follows a commit: the notifier's schedule, stats and metrics, the refused
         records to the DLQ, Kafka's informational offsets."""
         notifier.watch(outcome.exhaustions)
@@ -134,7 +146,8 @@ def build_app(settings: Settings) -> FastStream:
                 },
             )
         try:  # informational only: the database holds the offsets that count
-            await msg.ack()
+            assert subscriber.consumer is not None  # it delivered this batch
+            await subscriber.consumer.commit(kafka_offsets(subscriber.consumer, records))
         except KafkaError as error:
             log.debug("kafka offset commit skipped: %s", error)
 
@@ -158,7 +171,7 @@ def build_app(settings: Settings) -> FastStream:
             listener.rewound(rewind(subscriber.consumer, records, failed))
             return
         listener.handed(last_offsets(records))
-        pipeline.start(commit_and_report(msg, batch), records)
+        pipeline.start(commit_and_report(batch), records)
 
     async def create_topics() -> None:
         await ensure_topics(

@@ -34,21 +34,35 @@ class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         # where a rewind sent it. Records below it were fetched before the seek (or
         # before a rewind) and come again; taking them too would only redo work.
         self.next_offsets: dict[tuple[str, int], int] = {}
+        # Partitions sought on assignment whose first batch has not come yet.
+        self._unconfirmed: set[tuple[str, int]] = set()
 
     def fresh(self, records: list[SourceRecord]) -> list[SourceRecord]:
         """The records of partitions already sought, from their next offsets on."""
         first: dict[tuple[str, int], int] = {}
         for record in records:
             first.setdefault((record.topic, record.partition), record.offset)
-        if all(
-            place in self.assigned and offset >= self.next_offsets.get(place, 0)
-            for place, offset in first.items()
+        drop = {place for place in first if place not in self.assigned}
+        for place in first.keys() & self._unconfirmed:
+            self._unconfirmed.discard(place)
+            expected = self.next_offsets.get(place)
+            if expected is not None and first[place] > expected:
+                # The first batch since the seek starts past the stored offset: it was
+                # fetched before the seek took effect, from Kafka's committed offset, which
+                # was ahead of the database's (taking it would skip records). Fetch again
+                # from the stored offset; a true gap in the log comes back the same way and
+                # is then taken.
+                assert self._consumer is not None
+                self._consumer().seek(TopicPartition(*place), expected)
+                drop.add(place)
+        if not drop and all(
+            offset >= self.next_offsets.get(place, 0) for place, offset in first.items()
         ):
             return records  # the common case, checked per partition (records in order)
         kept = [
             record
             for record in records
-            if (place := (record.topic, record.partition)) in self.assigned
+            if (place := (record.topic, record.partition)) not in drop
             and record.offset >= self.next_offsets.get(place, 0)
         ]
         log.info(
@@ -77,6 +91,7 @@ class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         self.assigned -= set(revoked)
         for tp in revoked:
             self.next_offsets.pop((tp.topic, tp.partition), None)
+            self._unconfirmed.discard((tp.topic, tp.partition))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         assert self._consumer is not None, "bind() the listener to its subscriber first"
@@ -94,6 +109,7 @@ class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
                     offset = 0
                 consumer.seek(tp, offset)
                 self.next_offsets[(tp.topic, tp.partition)] = offset
+                self._unconfirmed.add((tp.topic, tp.partition))
         except Exception:
             # Kafka's committed offsets trail the database's (they are committed after
             # it): consuming from them only redoes idempotent work. Never stall.

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from aiokafka import TopicPartition
 
-from services.consumer.app import _lags
+from services.consumer.app import _lags, kafka_offsets
 from services.consumer.pipeline import CommitPipeline, fetched_behind, rewind
 from services.consumer.records import SourceRecord
 
@@ -153,3 +153,14 @@ def test_lags_of_a_batch_committed_after_a_rebalance_skip_the_partitions_moved_a
     consumer = AssignedOnly({TopicPartition("t", 0): 100})
     records = [record(0, 90), record(1, 40), record(0, 95)]
     assert _lags(consumer, records) == {0: 4}
+
+
+def test_kafka_offsets_are_the_batch_s_own_not_the_consumer_s_positions() -> None:
+    # The next batch is already fetched (positions further on): Kafka gets this batch's
+    # next offsets, for the partitions still held.
+    consumer = AssignedOnly({TopicPartition("t", 0): 500, TopicPartition("t", 2): 500})
+    records = [record(0, 90), record(1, 40), record(0, 95), record(2, 7)]
+    assert kafka_offsets(consumer, records) == {
+        TopicPartition("t", 0): 96,
+        TopicPartition("t", 2): 8,
+    }

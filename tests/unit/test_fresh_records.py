@@ -54,3 +54,45 @@ def test_after_a_rewind_the_records_are_taken_again() -> None:
     seen.rewound({("t", 0): 0})  # the commit of 0..9 failed
     batch = records(0, 0, 9)
     assert seen.fresh(batch) is batch
+
+
+class Seeks:
+    def __init__(self) -> None:
+        self.sought: list[tuple[TopicPartition, int]] = []
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.sought.append((partition, offset))
+
+
+def just_sought(sought: dict[int, int]) -> tuple[SeekToStoredOffsets, Seeks]:
+    """A listener right after an assignment sought `sought`, before any batch came."""
+    made = listener(sought)
+    made._unconfirmed = {("t", p) for p in sought}
+    seeks = Seeks()
+    made.bind(lambda: seeks)
+    return made, seeks
+
+
+def test_a_first_batch_past_the_stored_offset_is_fetched_again_from_it() -> None:
+    # Kafka's committed offset (120) was ahead of the database's (100): the first fetch
+    # ran from 120 before the seek to 100 took effect. Taking it would skip 100..119.
+    seen, seeks = just_sought({0: 100})
+    assert seen.fresh(records(0, 120, 130)) == []
+    assert seeks.sought == [(TopicPartition("t", 0), 100)]
+    batch = records(0, 100, 130)
+    assert seen.fresh(batch) is batch
+
+
+def test_a_true_gap_after_the_stored_offset_is_taken_the_second_time() -> None:
+    # The log really starts later (retention): the re-fetch starts past 100 again.
+    seen, seeks = just_sought({0: 100})
+    assert seen.fresh(records(0, 150, 160)) == []
+    batch = records(0, 150, 160)
+    assert seen.fresh(batch) is batch
+    assert len(seeks.sought) == 1
+
+
+def test_a_first_batch_from_before_the_stored_offset_is_cut_at_it() -> None:
+    seen, seeks = just_sought({0: 100})
+    assert offsets(seen.fresh(records(0, 95, 102))) == [(0, 100), (0, 101), (0, 102)]
+    assert seeks.sought == []
