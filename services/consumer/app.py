@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -23,8 +24,8 @@ from services.consumer.backoff import Backoff
 from services.consumer.ingest import BatchOutcome, ParsedBatch, parse_batch
 from services.consumer.notices import ExhaustionNotifier
 from services.consumer.offsets import SeekToStoredOffsets
-from services.consumer.pipeline import CommitPipeline, fetched_behind, last_offsets, rewind
-from services.consumer.records import SourceRecord, next_offsets
+from services.consumer.pipeline import CommitPipeline, fetched_behind, rewind
+from services.consumer.records import Place, SourceRecord
 from services.consumer.sink import LedgerSink
 from services.consumer.stats import ConsumerStats
 from services.consumer.topics import ensure_topics
@@ -38,8 +39,8 @@ async def _no_decoding(message: Any) -> None:
     return None
 
 
-def kafka_offsets(consumer: Any, records: list[SourceRecord]) -> dict[TopicPartition, int]:
-    """The offsets to commit to Kafka for a committed batch: its own next offsets, of
+def kafka_offsets(consumer: Any, offsets: Mapping[Place, int]) -> dict[TopicPartition, int]:
+    """The offsets to commit to Kafka for a committed batch: its own next `offsets`, of
     the partitions still assigned. Not the consumer's positions: the next batch is
     fetched while this one commits, and Kafka's offsets must never pass the database's
     (a restarted consumer's first fetch starts from Kafka's offsets before its seek to
@@ -47,24 +48,24 @@ def kafka_offsets(consumer: Any, records: list[SourceRecord]) -> dict[TopicParti
     assigned = consumer.assignment()
     return {
         place: offset
-        for (topic, partition), offset in next_offsets(records).items()
+        for (topic, partition), offset in offsets.items()
         if (place := TopicPartition(topic, partition)) in assigned
     }
 
 
-def _lags(consumer: Any, records: list[SourceRecord]) -> dict[int, int]:
-    """Per partition of the batch still assigned (a batch commits in the background: a
-    rebalance may have moved some): how far its last record is from the high watermark."""
-    last_offsets = {record.partition: record.offset for record in records}  # in order
+def _lags(consumer: Any, offsets: Mapping[Place, int]) -> dict[int, int]:
+    """Per partition of a batch (its next `offsets`) still assigned (a batch commits in
+    the background: a rebalance may have moved some): how far it is from the high
+    watermark."""
     assigned = consumer.assignment()
     lags = {}
-    for partition, offset in last_offsets.items():
-        place = TopicPartition(records[0].topic, partition)
+    for (topic, partition), offset in offsets.items():
+        place = TopicPartition(topic, partition)
         if place not in assigned:
             continue
         highwater = consumer.highwater(place)
         if highwater is not None:
-            lags[partition] = max(0, highwater - offset - 1)
+            lags[partition] = max(0, highwater - offset)
     return lags
 
 
@@ -114,18 +115,18 @@ def build_app(settings: Settings) -> FastStream:
             return False
         backoff.reset()
         try:
-            await report(records, outcome, time.perf_counter() - started)
+            await report(batch, outcome, time.perf_counter() - started)
         except Exception:  # the batch is committed: a report that fails must not undo that
             log.exception("reporting a committed batch failed")
         return True
 
-    async def report(records: list[SourceRecord], outcome: BatchOutcome, seconds: float) -> None:
+    async def report(batch: ParsedBatch, outcome: BatchOutcome, seconds: float) -> None:
         """What follows a commit: the notifier's schedule, stats and metrics, the refused
         records to the DLQ, Kafka's informational offsets."""
         notifier.watch(outcome.exhaustions)
         stats.add(outcome, seconds)
         metrics.observe_batch(outcome, seconds)
-        metrics.observe_lag(_lags(subscriber.consumer, records))
+        metrics.observe_lag(_lags(subscriber.consumer, batch.offsets))
         for refused in outcome.refused:
             log.warning(
                 "refused %s/%d@%d: %s",
@@ -147,7 +148,7 @@ def build_app(settings: Settings) -> FastStream:
             )
         try:  # informational only: the database holds the offsets that count
             assert subscriber.consumer is not None  # it delivered this batch
-            await subscriber.consumer.commit(kafka_offsets(subscriber.consumer, records))
+            await subscriber.consumer.commit(kafka_offsets(subscriber.consumer, batch.offsets))
         except KafkaError as error:
             log.debug("kafka offset commit skipped: %s", error)
 
@@ -170,8 +171,8 @@ def build_app(settings: Settings) -> FastStream:
             assert subscriber.consumer is not None  # it delivered this batch
             listener.rewound(rewind(subscriber.consumer, records, failed))
             return
-        listener.handed(last_offsets(records))
-        pipeline.start(commit_and_report(batch), records)
+        listener.handed(batch.offsets)
+        pipeline.start(commit_and_report(batch), batch.offsets)
 
     async def create_topics() -> None:
         await ensure_topics(

@@ -20,7 +20,7 @@ from events.parse import Refusal, parse_event
 from projections.fold import exhausts_at
 from projections.state import LedgerEntry
 from services.consumer import projector
-from services.consumer.records import SourceRecord, next_offsets
+from services.consumer.records import Place, SourceRecord, next_offsets
 from services.consumer.state_cache import StateCache
 from services.store import ledger_sql
 from services.store.connection import Conn
@@ -93,6 +93,13 @@ class ParsedBatch:
     records: list[SourceRecord]
     accepted: list[Accepted]
     refused: list[ledger_sql.RefusedRecord]
+    offsets: dict[Place, int]  # per partition, where to resume once committed
+
+
+def parsed(records: list[SourceRecord]) -> ParsedBatch:
+    """`sort_out` of a whole batch at once."""
+    accepted, refused = sort_out(records)
+    return ParsedBatch(records, accepted, refused, next_offsets(records))
 
 
 PARSE_CHUNK = 500
@@ -111,42 +118,41 @@ async def parse_batch(records: list[SourceRecord]) -> ParsedBatch:
         more_accepted, more_refused = sort_out(records[start : start + PARSE_CHUNK])
         accepted += more_accepted
         refused += more_refused
-    return ParsedBatch(records, accepted, refused)
+    return ParsedBatch(records, accepted, refused, next_offsets(records))
 
 
 async def ingest(
     conn: Conn, group: str, records: list[SourceRecord], cache: StateCache | None = None
 ) -> BatchOutcome:
     """Commit one batch; raises (and commits nothing) when the database fails."""
-    accepted, refused = sort_out(records)
-    return await ingest_parsed(conn, group, ParsedBatch(records, accepted, refused), cache)
+    return await ingest_parsed(conn, group, parsed(records), cache)
 
 
 async def ingest_parsed(
     conn: Conn, group: str, batch: ParsedBatch, cache: StateCache | None = None
 ) -> BatchOutcome:
     """`ingest` of a batch already parsed (`parse_batch`)."""
-    records, accepted, refused = batch.records, batch.accepted, batch.refused
+    accepted, refused = batch.accepted, batch.refused
     try:
-        return await _commit(conn, group, records, accepted, refused, cache)
+        return await _commit(conn, group, batch, accepted, refused, cache)
     except psycopg.DataError:
         # Some value the parser accepted is not storable (e.g. a lone surrogate escape in
         # a string). Find it record by record, refuse it with the database's words, and
         # commit the rest: a bad record never stops the stream.
         accepted, more_refused = await _storable(conn, accepted)
-        return await _commit(conn, group, records, accepted, refused + more_refused, cache)
+        return await _commit(conn, group, batch, accepted, refused + more_refused, cache)
 
 
 async def _commit(
     conn: Conn,
     group: str,
-    records: list[SourceRecord],
+    batch: ParsedBatch,
     accepted: list[Accepted],
     refused: list[ledger_sql.RefusedRecord],
     cache: StateCache | None,
 ) -> BatchOutcome:
-    outcome = BatchOutcome(received=len(records), refused=refused)
-    offsets = next_offsets(records)
+    outcome = BatchOutcome(received=len(batch.records), refused=refused)
+    offsets = batch.offsets
     async with conn.transaction():
         await ledger_sql.lock_partitions(conn, group, list(offsets))
         await ledger_sql.record_refusals(conn, refused)

@@ -7,13 +7,13 @@ the database commits the offsets together with the writes, so they are the truth
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from services.consumer.pipeline import CommitPipeline
-from services.consumer.records import SourceRecord
+from services.consumer.records import Place, SourceRecord, first_offsets
 from services.consumer.sink import LedgerSink
 
 log = logging.getLogger("ledger.consumer")
@@ -33,15 +33,13 @@ class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         # stored offset once sought, then past every record handed to a commit, back to
         # where a rewind sent it. Records below it were fetched before the seek (or
         # before a rewind) and come again; taking them too would only redo work.
-        self.next_offsets: dict[tuple[str, int], int] = {}
+        self.next_offsets: dict[Place, int] = {}
         # Partitions sought on assignment whose first batch has not come yet.
-        self._unconfirmed: set[tuple[str, int]] = set()
+        self._unconfirmed: set[Place] = set()
 
     def fresh(self, records: list[SourceRecord]) -> list[SourceRecord]:
         """The records of partitions already sought, from their next offsets on."""
-        first: dict[tuple[str, int], int] = {}
-        for record in records:
-            first.setdefault((record.topic, record.partition), record.offset)
+        first = first_offsets(records)
         drop = {place for place in first if place not in self.assigned}
         for place in first.keys() & self._unconfirmed:
             self._unconfirmed.discard(place)
@@ -72,12 +70,12 @@ class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         )
         return kept
 
-    def handed(self, last: dict[tuple[str, int], int]) -> None:
-        """Records up to these offsets went to a commit."""
-        for place, offset in last.items():
-            self.next_offsets[place] = max(self.next_offsets.get(place, 0), offset + 1)
+    def handed(self, offsets: Mapping[Place, int]) -> None:
+        """Records up to (not including) these offsets went to a commit."""
+        for place, offset in offsets.items():
+            self.next_offsets[place] = max(self.next_offsets.get(place, 0), offset)
 
-    def rewound(self, sought: dict[tuple[str, int], int]) -> None:
+    def rewound(self, sought: dict[Place, int]) -> None:
         """These partitions were sent back (a failed batch): their records come again."""
         self.next_offsets.update(sought)
 

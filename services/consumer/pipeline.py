@@ -20,9 +20,7 @@ from typing import Any, Protocol
 
 from aiokafka import TopicPartition
 
-from services.consumer.records import SourceRecord
-
-Place = tuple[str, int]  # (topic, partition)
+from services.consumer.records import Place, SourceRecord, first_offsets
 
 
 class Seeker(Protocol):
@@ -34,18 +32,18 @@ class Seeker(Protocol):
 class CommitPipeline:
     def __init__(self) -> None:
         self._pending: asyncio.Task[bool] | None = None
-        self._last_offsets: dict[Place, int] = {}
+        self._next_offsets: Mapping[Place, int] = {}
 
-    def start(self, commit: Coroutine[Any, Any, bool], records: Iterable[SourceRecord]) -> None:
-        """Run `commit` of `records` (True when it committed) in the background; `settle`
-        first."""
+    def start(self, commit: Coroutine[Any, Any, bool], next_offsets: Mapping[Place, int]) -> None:
+        """Run `commit` of a batch (True when it committed; `next_offsets`: past its last
+        record per partition) in the background; `settle` first."""
         if self._pending is not None:
             raise RuntimeError("a batch is still in flight: settle() before start()")
-        self._last_offsets = _last_offsets(records)
+        self._next_offsets = next_offsets
         self._pending = asyncio.create_task(commit, name="ledger-commit")
 
-    async def settle(self) -> dict[Place, int]:
-        """Wait for the batch in flight. If it failed, its last offset per partition
+    async def settle(self) -> Mapping[Place, int]:
+        """Wait for the batch in flight. If it failed, its next offset per partition
         (reported once); empty when it committed, or when none was in flight."""
         task = self._pending
         if task is None:
@@ -54,7 +52,7 @@ class CommitPipeline:
             committed = await task
         finally:  # whatever happened to it, it is no longer in flight
             self._pending = None
-        return {} if committed else self._last_offsets
+        return {} if committed else self._next_offsets
 
     async def drain(self) -> None:
         """Wait for the batch in flight, if any (before a rebalance moves partitions);
@@ -77,11 +75,11 @@ class CommitPipeline:
 
 
 def fetched_behind(records: Iterable[SourceRecord], failed: Mapping[Place, int]) -> bool:
-    """Whether `records` were fetched behind a failed batch (`failed`: its last offset
+    """Whether `records` were fetched behind a failed batch (`failed`: its next offset
     per partition): on a partition they share, they start after the failed records."""
     return any(
-        place in failed and first > failed[place]
-        for place, first in _first_offsets(records).items()
+        place in failed and first >= failed[place]
+        for place, first in first_offsets(records).items()
     )
 
 
@@ -94,31 +92,9 @@ def rewind(
     Returns the offsets sought."""
     assigned = consumer.assignment()
     sought: dict[Place, int] = {}
-    for (topic, partition), offset in _first_offsets(records).items():
+    for (topic, partition), offset in first_offsets(records).items():
         place = TopicPartition(topic, partition)
         if (topic, partition) not in (rewound or {}) and place in assigned:
             consumer.seek(place, offset)
             sought[(topic, partition)] = offset
     return sought
-
-
-def last_offsets(records: Iterable[SourceRecord]) -> dict[Place, int]:
-    """The last offset of each partition among `records`."""
-    return _last_offsets(records)
-
-
-def _first_offsets(records: Iterable[SourceRecord]) -> dict[Place, int]:
-    first: dict[Place, int] = {}
-    for record in records:
-        place = (record.topic, record.partition)
-        if record.offset < first.get(place, record.offset + 1):
-            first[place] = record.offset
-    return first
-
-
-def _last_offsets(records: Iterable[SourceRecord]) -> dict[Place, int]:
-    last: dict[Place, int] = {}
-    for record in records:
-        place = (record.topic, record.partition)
-        last[place] = max(last.get(place, record.offset), record.offset)
-    return last

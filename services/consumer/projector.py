@@ -71,17 +71,6 @@ class Plan:
     states: dict[int, PackState] = field(default_factory=dict)
 
 
-async def project(
-    conn: Conn,
-    new_entries: Iterable[LedgerEntry],
-    cache: StateCache | None = None,
-    suffix: str = "",
-) -> ProjectionOutcome:
-    """`load`, `plan` and `write` in a row."""
-    loaded = await load(conn, new_entries, cache, suffix)
-    return await write(conn, loaded, plan(loaded), suffix)
-
-
 async def load(
     conn: Conn,
     new_entries: Iterable[LedgerEntry],

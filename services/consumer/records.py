@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+Place = tuple[str, int]
+"""A partition: (topic, partition number)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,10 +18,20 @@ class SourceRecord:
     value: bytes | None
 
 
-def next_offsets(records: list[SourceRecord]) -> dict[tuple[str, int], int]:
+def next_offsets(records: Iterable[SourceRecord]) -> dict[Place, int]:
     """Per partition, the offset to resume from once these records are committed."""
-    offsets: dict[tuple[str, int], int] = {}
+    offsets: dict[Place, int] = {}
     for record in records:
         place = (record.topic, record.partition)
         offsets[place] = max(offsets.get(place, 0), record.offset + 1)
     return offsets
+
+
+def first_offsets(records: Iterable[SourceRecord]) -> dict[Place, int]:
+    """Per partition, the offset of its first record among these."""
+    first: dict[Place, int] = {}
+    for record in records:
+        place = (record.topic, record.partition)
+        if record.offset < first.get(place, record.offset + 1):
+            first[place] = record.offset
+    return first

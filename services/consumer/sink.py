@@ -10,8 +10,7 @@ from typing import TypeVar
 import psycopg
 
 from services.consumer import metrics
-from services.consumer.ingest import BatchOutcome, ParsedBatch, ingest, ingest_parsed
-from services.consumer.records import SourceRecord
+from services.consumer.ingest import BatchOutcome, ParsedBatch, ingest_parsed
 from services.consumer.state_cache import StateCache
 from services.store import ledger_sql
 from services.store.connection import Conn, connect
@@ -38,9 +37,6 @@ class LedgerSink:
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
-
-    async def commit_batch(self, records: list[SourceRecord]) -> BatchOutcome:
-        return await self._with_retry(lambda conn: ingest(conn, self._group, records, self.cache))
 
     async def commit_parsed(self, batch: ParsedBatch) -> BatchOutcome:
         return await self._with_retry(

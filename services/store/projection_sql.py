@@ -7,6 +7,9 @@ batch of thousands of packs costs a handful of round trips.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
+
+from psycopg import AsyncCursor
 
 from projections.read_models import PackDynamics, PackRow, UsageRow
 from projections.snapshot import PurchaseColumns, from_snapshot
@@ -224,21 +227,26 @@ async def write_pack_dynamics(conn: Conn, lines: bytes, suffix: str = "") -> Non
     if not lines:
         return
     async with conn.cursor() as cur:
-        await cur.execute(CREATE_DYNAMICS_STAGING)
-        async with cur.copy(f"COPY pack_dynamics_staging ({DYNAMIC_COLUMNS}) FROM STDIN") as copy:
-            await copy.write(lines)
-        await cur.execute(by_index_probes(UPDATE_DYNAMICS.format(suffix=suffix)))
+        await _through_staging(
+            cur,
+            CREATE_DYNAMICS_STAGING,
+            f"COPY pack_dynamics_staging ({DYNAMIC_COLUMNS}) FROM STDIN",
+            lines,
+            by_index_probes(UPDATE_DYNAMICS.format(suffix=suffix)),
+        )
 
 
 async def write_packs(conn: Conn, rows: Sequence[PackRow], suffix: str = "") -> None:
     if not rows:
         return
-    text = c.lines(map(pack_fields, rows))
     async with conn.cursor() as cur:
-        await cur.execute(CREATE_PACK_STAGING)
-        async with cur.copy(f"COPY packs_staging ({PACK_COLUMNS}) FROM STDIN") as copy:
-            await copy.write(text)
-        await cur.execute(UPSERT_PACKS.format(suffix=suffix))
+        await _through_staging(
+            cur,
+            CREATE_PACK_STAGING,
+            f"COPY packs_staging ({PACK_COLUMNS}) FROM STDIN",
+            c.lines(map(pack_fields, rows)),
+            UPSERT_PACKS.format(suffix=suffix),
+        )
 
 
 def usage_lines(rows: Iterable[UsageRow]) -> bytes:
@@ -269,10 +277,24 @@ async def write_usage(
             async with cur.copy(statement) as copy:
                 await copy.write(new_lines)
         if closed_lines:
-            await cur.execute(CREATE_CLOSES_STAGING)
-            async with cur.copy(f"COPY usage_closes_staging ({CLOSE_COLUMNS}) FROM STDIN") as copy:
-                await copy.write(closed_lines)
-            await cur.execute(by_index_probes(CLOSE_USAGE.format(suffix=suffix)))
+            await _through_staging(
+                cur,
+                CREATE_CLOSES_STAGING,
+                f"COPY usage_closes_staging ({CLOSE_COLUMNS}) FROM STDIN",
+                closed_lines,
+                by_index_probes(CLOSE_USAGE.format(suffix=suffix)),
+            )
+
+
+async def _through_staging(
+    cur: AsyncCursor[Any], create: str, copy_in: str, lines: bytes, apply: str
+) -> None:
+    """Rows into a temporary staging table (created on first use, emptied at commit),
+    then one statement that applies them to the read model."""
+    await cur.execute(create)
+    async with cur.copy(copy_in) as copy:
+        await copy.write(lines)
+    await cur.execute(apply)
 
 
 def _close_fields(row: UsageRow) -> tuple[str, ...]:

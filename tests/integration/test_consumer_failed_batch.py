@@ -5,8 +5,7 @@ be dropped and fetched again too: nothing lost, nothing counted twice."""
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
+from collections.abc import Callable
 
 import psycopg
 import pytest
@@ -45,7 +44,10 @@ CREATE TRIGGER fail_a_few_batches BEFORE UPDATE ON packs
 
 @pytest.mark.slow
 def test_a_failed_batch_and_the_one_parsed_behind_it_are_retried(
-    kafka_bootstrap: str, ledger_database: str, unique_topic: str, tmp_path: Path
+    kafka_bootstrap: str,
+    ledger_database: str,
+    unique_topic: str,
+    consumer_factory: Callable[[], ConsumerProcess],
 ) -> None:
     with psycopg.connect(ledger_database, autocommit=True) as conn:
         conn.execute(INJECT_FAILURES)
@@ -55,23 +57,13 @@ def test_a_failed_batch_and_the_one_parsed_behind_it_are_retried(
     with PacedProducer(
         kafka_bootstrap, unique_topic, events, allowed=300, chunk=200, pause=0.05
     ) as producer:
-        consumer = ConsumerProcess(
-            bootstrap=kafka_bootstrap,
-            database_url=ledger_database,
-            topic=unique_topic,
-            group=f"ledger-test-{uuid.uuid4().hex[:8]}",
-            log=tmp_path / "consumer.log",
-        )
-        try:
-            consumer.start()
-            wait_until(lambda: applied(ledger_database) > 0, 30, f"progress\n{consumer.tail()}")
-            producer.finish()
-            ends = wait_caught_up(
-                ledger_database, kafka_bootstrap, unique_topic, 120, consumer.tail
-            )
-            assert consumer.process is not None and consumer.process.poll() is None, consumer.tail()
-        finally:
-            consumer.stop()
+        consumer = consumer_factory()
+        consumer.start()
+        wait_until(lambda: applied(ledger_database) > 0, 30, f"progress\n{consumer.tail()}")
+        producer.finish()
+        ends = wait_caught_up(ledger_database, kafka_bootstrap, unique_topic, 120, consumer.tail)
+        assert consumer.process is not None and consumer.process.poll() is None, consumer.tail()
+        consumer.stop()
 
     log = consumer.log.read_text(errors="replace")
     assert log.count(" failed; rewinding and backing off") == FAILURES, log[-3000:]

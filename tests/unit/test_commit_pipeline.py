@@ -9,7 +9,7 @@ from aiokafka import TopicPartition
 
 from services.consumer.app import _lags, kafka_offsets
 from services.consumer.pipeline import CommitPipeline, fetched_behind, rewind
-from services.consumer.records import SourceRecord
+from services.consumer.records import SourceRecord, next_offsets
 
 
 class RecordingSeeker:
@@ -40,26 +40,28 @@ async def test_nothing_in_flight_settles_at_once() -> None:
 
 async def test_a_committed_batch_settles_empty_and_the_next_may_start() -> None:
     pipeline = CommitPipeline()
-    pipeline.start(finishing(True), [record(0, 1), record(1, 1)])
+    pipeline.start(finishing(True), next_offsets([record(0, 1), record(1, 1)]))
     assert await pipeline.settle() == {}
-    pipeline.start(finishing(True), [record(2, 5)])
+    pipeline.start(finishing(True), next_offsets([record(2, 5)]))
     assert await pipeline.settle() == {}
 
 
-async def test_a_failed_batch_reports_its_last_offsets_once() -> None:
+async def test_a_failed_batch_reports_its_next_offsets_once() -> None:
     pipeline = CommitPipeline()
-    pipeline.start(finishing(False), [record(0, 7), record(3, 2), record(0, 9), record(0, 8)])
-    assert await pipeline.settle() == {("t", 0): 9, ("t", 3): 2}
+    pipeline.start(
+        finishing(False), next_offsets([record(0, 7), record(3, 2), record(0, 9), record(0, 8)])
+    )
+    assert await pipeline.settle() == {("t", 0): 10, ("t", 3): 3}
     assert await pipeline.settle() == {}  # reported once
 
 
 async def test_a_second_batch_cannot_start_before_the_first_settles() -> None:
     pipeline = CommitPipeline()
     gate = asyncio.Event()
-    pipeline.start(finishing(True, gate), [record(0, 0)])
+    pipeline.start(finishing(True, gate), next_offsets([record(0, 0)]))
     second = finishing(True)
     with pytest.raises(RuntimeError, match="in flight"):
-        pipeline.start(second, [record(1, 0)])
+        pipeline.start(second, next_offsets([record(1, 0)]))
     second.close()
     gate.set()
     assert await pipeline.settle() == {}
@@ -68,7 +70,7 @@ async def test_a_second_batch_cannot_start_before_the_first_settles() -> None:
 async def test_settle_waits_for_the_batch_in_flight() -> None:
     pipeline = CommitPipeline()
     gate = asyncio.Event()
-    pipeline.start(finishing(True, gate), [record(0, 0)])
+    pipeline.start(finishing(True, gate), next_offsets([record(0, 0)]))
     settling = asyncio.create_task(pipeline.settle())
     await asyncio.sleep(0.01)
     assert not settling.done()
@@ -79,25 +81,25 @@ async def test_settle_waits_for_the_batch_in_flight() -> None:
 async def test_drain_waits_and_leaves_the_failure_for_settle() -> None:
     pipeline = CommitPipeline()
     gate = asyncio.Event()
-    pipeline.start(finishing(False, gate), [record(5, 3)])
+    pipeline.start(finishing(False, gate), next_offsets([record(5, 3)]))
     draining = asyncio.create_task(pipeline.drain())
     await asyncio.sleep(0.01)
     assert not draining.done()
     gate.set()
     await draining
-    assert await pipeline.settle() == {("t", 5): 3}
+    assert await pipeline.settle() == {("t", 5): 4}
 
 
 async def test_stop_waits_for_the_batch_in_flight_then_cancels_it() -> None:
     pipeline = CommitPipeline()
     gate = asyncio.Event()
-    pipeline.start(finishing(True, gate), [record(0, 0)])
+    pipeline.start(finishing(True, gate), next_offsets([record(0, 0)]))
     asyncio.get_running_loop().call_later(0.05, gate.set)
     await pipeline.stop(grace=5)  # commits in time
     assert await pipeline.settle() == {}
 
     stuck = asyncio.Event()  # a commit waiting out an outage that does not end
-    pipeline.start(finishing(True, stuck), [record(0, 1)])
+    pipeline.start(finishing(True, stuck), next_offsets([record(0, 1)]))
     await pipeline.stop(grace=0.05)
     with pytest.raises(asyncio.CancelledError):
         await pipeline.settle()
@@ -116,7 +118,7 @@ def test_rewind_leaves_the_partitions_a_rebalance_took_away() -> None:
     assert seeker.seeks == {TopicPartition("t", 1): 40}
 
 
-FAILED = {("t", 0): 19, ("t", 1): 5}  # the failed batch: 0@10..19, 1@3..5
+FAILED = {("t", 0): 20, ("t", 1): 6}  # next offsets of the failed batch: 0@10..19, 1@3..5
 
 
 def test_a_batch_fetched_before_the_rewind_is_behind_the_failed_one() -> None:
@@ -152,7 +154,7 @@ def test_lags_of_a_batch_committed_after_a_rebalance_skip_the_partitions_moved_a
     # The batch committed in the background while partition 1 went to another consumer.
     consumer = AssignedOnly({TopicPartition("t", 0): 100})
     records = [record(0, 90), record(1, 40), record(0, 95)]
-    assert _lags(consumer, records) == {0: 4}
+    assert _lags(consumer, next_offsets(records)) == {0: 4}
 
 
 def test_kafka_offsets_are_the_batch_s_own_not_the_consumer_s_positions() -> None:
@@ -160,7 +162,7 @@ def test_kafka_offsets_are_the_batch_s_own_not_the_consumer_s_positions() -> Non
     # next offsets, for the partitions still held.
     consumer = AssignedOnly({TopicPartition("t", 0): 500, TopicPartition("t", 2): 500})
     records = [record(0, 90), record(1, 40), record(0, 95), record(2, 7)]
-    assert kafka_offsets(consumer, records) == {
+    assert kafka_offsets(consumer, next_offsets(records)) == {
         TopicPartition("t", 0): 96,
         TopicPartition("t", 2): 8,
     }

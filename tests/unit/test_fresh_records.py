@@ -43,14 +43,14 @@ def test_records_handed_to_a_commit_are_not_taken_again() -> None:
     seen = listener({0: 0})
     first = records(0, 0, 9)
     assert seen.fresh(first) is first
-    seen.handed({("t", 0): 9})
+    seen.handed({("t", 0): 10})
     assert seen.fresh(records(0, 0, 9)) == []
     assert offsets(seen.fresh(records(0, 5, 12))) == [(0, 10), (0, 11), (0, 12)]
 
 
 def test_after_a_rewind_the_records_are_taken_again() -> None:
     seen = listener({0: 0})
-    seen.handed({("t", 0): 9})
+    seen.handed({("t", 0): 10})
     seen.rewound({("t", 0): 0})  # the commit of 0..9 failed
     batch = records(0, 0, 9)
     assert seen.fresh(batch) is batch
