@@ -88,3 +88,43 @@ class PackState:
     @property
     def open_starts(self) -> list[datetime]:
         return [session.start_time for session in self.open_sessions.values()]
+
+
+def detached(state: PackState) -> PackState:
+    """A copy of `state` to apply further events to, leaving `state` as it is (applying
+    events changes the open sessions' records and the audit lists in place)."""
+    audit = state.audit
+    return PackState(
+        user_pack_id=state.user_pack_id,
+        purchase=state.purchase,  # frozen
+        adjustments=state.adjustments,
+        charged=state.charged,
+        open_sessions={
+            train_id: _open_record(record) for train_id, record in state.open_sessions.items()
+        },
+        last_time=state.last_time,
+        last_position=state.last_position,
+        max_position=state.max_position,
+        exhausted_since=state.exhausted_since,
+        event_count=state.event_count,
+        audit=Audit(
+            list(audit.conflicting_purchases),
+            list(audit.duplicate_starts),
+            list(audit.orphan_stops),
+        ),
+        due=state.due,
+        due_known=state.due_known,
+    )
+
+
+def _open_record(record: UsageRecord) -> UsageRecord:
+    # An open record: its end fields are still None (a stop sets them).
+    return UsageRecord(
+        record.log_id,
+        record.train_id,
+        record.train_name,
+        record.user_id,
+        record.user_name,
+        record.start_time,
+        record.start_event_id,
+    )

@@ -20,10 +20,12 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 
 from services.consumer import metrics
+from services.consumer.ahead import NOTHING_IN_FLIGHT, Ahead, Handoff
 from services.consumer.backoff import Backoff
-from services.consumer.ingest import BatchOutcome, ParsedBatch, parse_batch
+from services.consumer.ingest import BatchOutcome
 from services.consumer.notices import ExhaustionNotifier
 from services.consumer.offsets import SeekToStoredOffsets
+from services.consumer.parsing import ParsedBatch, parse_batch
 from services.consumer.pipeline import CommitPipeline, fetched_behind, rewind
 from services.consumer.records import Place, SourceRecord
 from services.consumer.sink import LedgerSink
@@ -97,13 +99,13 @@ def build_app(settings: Settings) -> FastStream:
     backoff = Backoff()
     stats = ConsumerStats()
 
-    async def commit_and_report(batch: ParsedBatch) -> bool:
-        """Commit a parsed batch and do what follows a commit; False (and the batch's
-        partitions rewound) when it failed."""
+    async def commit_and_report(batch: ParsedBatch, ahead: Ahead | None, handoff: Handoff) -> bool:
+        """Commit a parsed batch (maybe planned `ahead`) and do what follows a commit;
+        False (and the batch's partitions rewound) when it failed."""
         records = batch.records
         started = time.perf_counter()
         try:
-            outcome = await sink.commit_parsed(batch)
+            outcome = await sink.commit_parsed(batch, ahead, handoff)
         except Exception:
             # Not an outage (the sink waits those out): a bug or a state the database
             # refuses. Nothing was committed; rewind to the batch and back off, so the
@@ -113,6 +115,8 @@ def build_app(settings: Settings) -> FastStream:
             listener.rewound(rewind(subscriber.consumer, records))
             await backoff.wait()
             return False
+        finally:  # planned or not, the next batch must not wait for this one's plan
+            handoff.ended()
         backoff.reset()
         try:
             await report(batch, outcome, time.perf_counter() - started)
@@ -164,6 +168,10 @@ def build_app(settings: Settings) -> FastStream:
         if not records:
             return
         batch = await parse_batch(records)  # while the previous batch commits
+        # Planned on what the batch in flight leaves, while it writes and commits.
+        previous = pipeline.handoff
+        before = NOTHING_IN_FLIGHT if previous is None else await previous.wait()
+        ahead = None if before is None else await sink.plan_ahead(batch, before)
         failed = await pipeline.settle()
         if failed and fetched_behind(records, failed):
             # Fetched before the failed batch rewound: these records follow its records.
@@ -171,8 +179,11 @@ def build_app(settings: Settings) -> FastStream:
             assert subscriber.consumer is not None  # it delivered this batch
             listener.rewound(rewind(subscriber.consumer, records, failed))
             return
+        if failed or (previous is not None and previous.void):
+            ahead = None  # planned on states that are not the stored ones
         listener.handed(batch.offsets)
-        pipeline.start(commit_and_report(batch), batch.offsets)
+        handoff = Handoff()
+        pipeline.start(commit_and_report(batch, ahead, handoff), batch.offsets, handoff)
 
     async def create_topics() -> None:
         await ensure_topics(

@@ -9,28 +9,20 @@ is counted twice.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg
 
-from events.envelope import AnyPackEvent
-from events.parse import Refusal, parse_event
 from projections.fold import exhausts_at
 from projections.state import LedgerEntry
 from services.consumer import projector
-from services.consumer.records import Place, SourceRecord, next_offsets
+from services.consumer.ahead import Ahead, Handoff, Planned, new_entries
+from services.consumer.parsing import Accepted, ParsedBatch, parsed, refusal
+from services.consumer.records import SourceRecord
 from services.consumer.state_cache import StateCache
-from services.store import ledger_sql
+from services.store import ledger_sql, projection_sql
 from services.store.connection import Conn
-
-
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    record: SourceRecord
-    staged: ledger_sql.StagedEvent
-    event: AnyPackEvent
 
 
 @dataclass(slots=True)
@@ -43,82 +35,9 @@ class BatchOutcome:
     packs_refolded: int = 0
     packs_parked: int = 0
     packs_resumed: int = 0
+    packs_planned_ahead: int = 0  # planned before the transaction (`ahead`), checked in it
     # (pack, exhausts_at) of the packs written that run out: for the notifier's schedule.
     exhaustions: list[tuple[int, datetime]] = field(default_factory=list)
-
-
-def sort_out(
-    records: list[SourceRecord],
-) -> tuple[list[Accepted], list[ledger_sql.RefusedRecord]]:
-    """Parse every record: the accepted ones staged for the ledger, the others refused."""
-    accepted: list[Accepted] = []
-    refused: list[ledger_sql.RefusedRecord] = []
-    for record in records:
-        result = parse_event(record.value)
-        if isinstance(result, Refusal):
-            refused.append(_refusal(record, result.reason))
-            continue
-        event = result
-        assert record.value is not None  # parse_event refuses an empty record
-        staged = ledger_sql.StagedEvent(
-            event_id=event.id,
-            user_pack_id=event.data.userPackId,
-            event_type=event.type,
-            event_time=event.time,
-            source=event.source,
-            envelope=record.value.decode(),
-            kafka_topic=record.topic,
-            kafka_partition=record.partition,
-            kafka_offset=record.offset,
-        )
-        accepted.append(Accepted(record, staged, event))
-    return accepted, refused
-
-
-def _refusal(record: SourceRecord, reason: str) -> ledger_sql.RefusedRecord:
-    return ledger_sql.RefusedRecord(
-        kafka_topic=record.topic,
-        kafka_partition=record.partition,
-        kafka_offset=record.offset,
-        key=record.key,
-        value=record.value,
-        reason=reason,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedBatch:
-    """A batch after parsing, before any database work."""
-
-    records: list[SourceRecord]
-    accepted: list[Accepted]
-    refused: list[ledger_sql.RefusedRecord]
-    offsets: dict[Place, int]  # per partition, where to resume once committed
-
-
-def parsed(records: list[SourceRecord]) -> ParsedBatch:
-    """`sort_out` of a whole batch at once."""
-    accepted, refused = sort_out(records)
-    return ParsedBatch(records, accepted, refused, next_offsets(records))
-
-
-PARSE_CHUNK = 500
-"""Records parsed between two yields to the event loop in `parse_batch`."""
-
-
-async def parse_batch(records: list[SourceRecord]) -> ParsedBatch:
-    """`sort_out`, yielding to the event loop every PARSE_CHUNK records: the consumer
-    parses a batch while the previous one commits, whose statements must not wait for
-    the whole parse to be sent."""
-    accepted: list[Accepted] = []
-    refused: list[ledger_sql.RefusedRecord] = []
-    for start in range(0, len(records), PARSE_CHUNK):
-        if start:
-            await asyncio.sleep(0)
-        more_accepted, more_refused = sort_out(records[start : start + PARSE_CHUNK])
-        accepted += more_accepted
-        refused += more_refused
-    return ParsedBatch(records, accepted, refused, next_offsets(records))
 
 
 async def ingest(
@@ -129,16 +48,24 @@ async def ingest(
 
 
 async def ingest_parsed(
-    conn: Conn, group: str, batch: ParsedBatch, cache: StateCache | None = None
+    conn: Conn,
+    group: str,
+    batch: ParsedBatch,
+    cache: StateCache | None = None,
+    ahead: Ahead | None = None,
+    handoff: Handoff | None = None,
 ) -> BatchOutcome:
-    """`ingest` of a batch already parsed (`parse_batch`)."""
+    """`ingest` of a batch already parsed (`parse_batch`), maybe planned `ahead`; its
+    plan is handed to the next batch through `handoff`."""
     accepted, refused = batch.accepted, batch.refused
     try:
-        return await _commit(conn, group, batch, accepted, refused, cache)
+        return await _commit(conn, group, batch, accepted, refused, cache, ahead, handoff)
     except psycopg.DataError:
         # Some value the parser accepted is not storable (e.g. a lone surrogate escape in
         # a string). Find it record by record, refuse it with the database's words, and
         # commit the rest: a bad record never stops the stream.
+        if handoff is not None:
+            handoff.retried()
         accepted, more_refused = await _storable(conn, accepted)
         return await _commit(conn, group, batch, accepted, refused + more_refused, cache)
 
@@ -150,22 +77,37 @@ async def _commit(
     accepted: list[Accepted],
     refused: list[ledger_sql.RefusedRecord],
     cache: StateCache | None,
+    ahead: Ahead | None = None,
+    handoff: Handoff | None = None,
 ) -> BatchOutcome:
     outcome = BatchOutcome(received=len(batch.records), refused=refused)
     offsets = batch.offsets
     async with conn.transaction():
         await ledger_sql.lock_partitions(conn, group, list(offsets))
         await ledger_sql.record_refusals(conn, refused)
-        numbered = await ledger_sql.claim_positions(conn, [item.staged for item in accepted])
-        first: dict[str, Accepted] = {}
-        for item in accepted:  # an id repeated within the batch counts once: the first
-            first.setdefault(item.staged.event_id, item)
-        new_entries = [LedgerEntry(pos, first[staged.event_id].event) for pos, staged in numbered]
-        outcome.appended = len(new_entries)
-        outcome.duplicates = len(accepted) - len(new_entries)
-        loaded = await projector.load(conn, new_entries, cache)
-        # The server appends the events while this process applies them in memory.
+        if ahead is None:
+            numbered = await ledger_sql.claim_positions(conn, [item.staged for item in accepted])
+            entries = new_entries(accepted, numbered)
+        else:
+            numbered, entries = ahead.numbered, ahead.new_entries
+        outcome.appended = len(entries)
+        outcome.duplicates = len(accepted) - len(entries)
+        grouped = projector.by_pack(entries)
+        versions = await projection_sql.lock_versions(conn, list(grouped))
+        if ahead is not None and not ahead.holds(versions):
+            # Another writer moved a pack: plan here, the states from the database.
+            ahead = None
+        rest = grouped if ahead is None else _without(grouped, ahead.packs)
+        loaded = await projector.bring(conn, rest, versions, cache)
+        # The server appends the events while this process applies what is left to plan.
         planned = await ledger_sql.copy_events(conn, numbered, lambda: projector.plan(loaded))
+        if ahead is not None:
+            outcome.packs_planned_ahead = len(ahead.packs)
+            loaded = projector.joined(ahead.loaded, loaded)
+            planned = projector.merged([ahead.plan, planned])
+        if handoff is not None:
+            ids = {staged.event_id for _, staged in numbered}
+            handoff.planned(Planned(ids, set(grouped), planned.states))
         projected = await projector.write(conn, loaded, planned)
         outcome.packs_written = projected.packs_written
         outcome.packs_refolded = projected.packs_refolded
@@ -182,6 +124,12 @@ async def _commit(
     return outcome
 
 
+def _without(
+    grouped: dict[int, list[LedgerEntry]], planned: set[int]
+) -> dict[int, list[LedgerEntry]]:
+    return {pack_id: entries for pack_id, entries in grouped.items() if pack_id not in planned}
+
+
 async def _storable(
     conn: Conn, accepted: list[Accepted]
 ) -> tuple[list[Accepted], list[ledger_sql.RefusedRecord]]:
@@ -192,7 +140,7 @@ async def _storable(
             async with conn.transaction():
                 await conn.execute("SELECT %s::jsonb", (item.staged.envelope,))
         except psycopg.DataError as error:
-            refused.append(_refusal(item.record, f"not storable as JSON: {error}"))
+            refused.append(refusal(item.record, f"not storable as JSON: {error}"))
         else:
             keep.append(item)
     return keep, refused

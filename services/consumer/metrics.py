@@ -21,6 +21,11 @@ BATCH_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 LAG = Gauge("ledger_consumer_lag", "Records behind the end of each partition", ["partition"])
+PLANNED_AHEAD = Counter(
+    "ledger_packs_planned_ahead_total",
+    "Packs of committed batches planned while the previous batch committed",
+)
+WRITTEN = Counter("ledger_packs_written_total", "Pack read models written by committed batches")
 OUTAGES = Counter("ledger_database_outages_total", "Database errors the consumer waited out")
 NOTICES = Counter("ledger_exhaustion_notices_published_total", "Exhaustion notices published")
 
@@ -30,6 +35,8 @@ def observe_batch(outcome: BatchOutcome, seconds: float) -> None:
     APPLIED.inc(outcome.appended)
     DUPLICATES.inc(outcome.duplicates)
     REFUSED.inc(len(outcome.refused))
+    PLANNED_AHEAD.inc(outcome.packs_planned_ahead)
+    WRITTEN.inc(outcome.packs_written)
     BATCH_SIZE.observe(outcome.received)
     BATCH_SECONDS.observe(seconds)
 

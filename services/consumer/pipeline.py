@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from aiokafka import TopicPartition
 
+from services.consumer.ahead import Handoff
 from services.consumer.records import Place, SourceRecord, first_offsets
 
 
@@ -33,14 +34,27 @@ class CommitPipeline:
     def __init__(self) -> None:
         self._pending: asyncio.Task[bool] | None = None
         self._next_offsets: Mapping[Place, int] = {}
+        self._handoff: Handoff | None = None
 
-    def start(self, commit: Coroutine[Any, Any, bool], next_offsets: Mapping[Place, int]) -> None:
+    def start(
+        self,
+        commit: Coroutine[Any, Any, bool],
+        next_offsets: Mapping[Place, int],
+        handoff: Handoff | None = None,
+    ) -> None:
         """Run `commit` of a batch (True when it committed; `next_offsets`: past its last
-        record per partition) in the background; `settle` first."""
+        record per partition; `handoff`: its plan, for the next batch to plan ahead on)
+        in the background; `settle` first."""
         if self._pending is not None:
             raise RuntimeError("a batch is still in flight: settle() before start()")
         self._next_offsets = next_offsets
+        self._handoff = handoff
         self._pending = asyncio.create_task(commit, name="ledger-commit")
+
+    @property
+    def handoff(self) -> Handoff | None:
+        """The handoff of the batch in flight (None when none is, or it has none)."""
+        return self._handoff if self._pending is not None else None
 
     async def settle(self) -> Mapping[Place, int]:
         """Wait for the batch in flight. If it failed, its next offset per partition
@@ -52,6 +66,7 @@ class CommitPipeline:
             committed = await task
         finally:  # whatever happened to it, it is no longer in flight
             self._pending = None
+            self._handoff = None
         return {} if committed else self._next_offsets
 
     async def drain(self) -> None:

@@ -10,6 +10,7 @@ entries and written whole.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -71,6 +72,14 @@ class Plan:
     states: dict[int, PackState] = field(default_factory=dict)
 
 
+def by_pack(new_entries: Iterable[LedgerEntry]) -> dict[int, list[LedgerEntry]]:
+    """New entries grouped by pack, in the given order."""
+    grouped: dict[int, list[LedgerEntry]] = defaultdict(list)
+    for entry in new_entries:
+        grouped[event_of(entry).data.userPackId].append(entry)
+    return grouped
+
+
 async def load(
     conn: Conn,
     new_entries: Iterable[LedgerEntry],
@@ -79,21 +88,33 @@ async def load(
 ) -> Loaded:
     """Lock the packs of the entries and bring their states: from the in-memory cache
     while current, else from the stored snapshot and the ledger entries it lags behind."""
-    by_pack: dict[int, list[LedgerEntry]] = defaultdict(list)
-    for entry in new_entries:
-        by_pack[event_of(entry).data.userPackId].append(entry)
-    loaded = Loaded(by_pack, {}, {})
-    if not by_pack:
-        return loaded
-    loaded.versions = versions = await projection_sql.lock_versions(conn, list(by_pack), suffix)
+    grouped = by_pack(new_entries)
+    if not grouped:
+        return Loaded(grouped, {}, {})
+    versions = await projection_sql.lock_versions(conn, list(grouped), suffix)
+    return await bring(conn, grouped, versions, cache, suffix)
+
+
+async def bring(
+    conn: Conn,
+    grouped: dict[int, list[LedgerEntry]],
+    versions: dict[int, int],
+    cache: StateCache | None = None,
+    suffix: str = "",
+) -> Loaded:
+    """The states of the packs of `grouped`, already locked (`versions`: their stored
+    event counts): from the in-memory cache while current, else from the stored
+    snapshot and the ledger entries it lags behind."""
+    loaded = Loaded(grouped, versions, {})
     states = loaded.states
-    for pack_id, count in versions.items():
-        cached = cache.take(pack_id, count) if cache is not None else None
+    for pack_id in grouped:
+        count = versions.get(pack_id)
+        cached = cache.take(pack_id, count) if cache is not None and count is not None else None
         if cached is not None:
             states[pack_id] = cached
-    missing = [pack_id for pack_id in versions if pack_id not in states]
+    missing = [pack_id for pack_id in grouped if pack_id in versions and pack_id not in states]
     if missing:
-        in_batch = {entry.position for entries in by_pack.values() for entry in entries}
+        in_batch = {entry.position for entries in grouped.values() for entry in entries}
         stored = await projection_sql.load_states(conn, missing, suffix)
         ready, loaded.resumed = await _resume(conn, stored, versions, in_batch)
         states.update(ready)
@@ -135,6 +156,57 @@ def plan(loaded: Loaded) -> Plan:
     result.new_usage_lines = projection_sql.usage_lines(new_usage)
     result.closed_usage_lines = projection_sql.close_lines(closed_usage)
     return result
+
+
+PLAN_STEP = 50
+"""Entries planned between two yields to the event loop in `plan_stepwise`."""
+
+
+async def plan_stepwise(loaded: Loaded) -> Plan:
+    """`plan`, yielding to the event loop every PLAN_STEP entries or so: it runs while
+    the previous batch commits, whose statements must not wait for the whole plan."""
+    parts: list[Plan] = []
+    step: dict[int, list[LedgerEntry]] = {}
+    size = 0
+    for pack_id, entries in loaded.by_pack.items():
+        step[pack_id] = entries
+        size += len(entries)
+        if size >= PLAN_STEP:
+            parts.append(plan(Loaded(step, loaded.versions, loaded.states)))
+            step, size = {}, 0
+            await asyncio.sleep(0)
+    parts.append(plan(Loaded(step, loaded.versions, loaded.states)))
+    return merged(parts)
+
+
+def merged(plans: Iterable[Plan]) -> Plan:
+    """One plan of several, for disjoint sets of packs."""
+    result = Plan()
+    dynamics: list[bytes] = []
+    new_usage: list[bytes] = []
+    closed_usage: list[bytes] = []
+    for part in plans:
+        result.packs_updated += part.packs_updated
+        dynamics.append(part.dynamics_lines)
+        new_usage.append(part.new_usage_lines)
+        closed_usage.append(part.closed_usage_lines)
+        result.to_refold += part.to_refold
+        result.parked += part.parked
+        result.states.update(part.states)
+    result.dynamics_lines = b"".join(dynamics)
+    result.new_usage_lines = b"".join(new_usage)
+    result.closed_usage_lines = b"".join(closed_usage)
+    return result
+
+
+def joined(first: Loaded, second: Loaded) -> Loaded:
+    """One `Loaded` of two, for disjoint sets of packs."""
+    return Loaded(
+        {**first.by_pack, **second.by_pack},
+        {**first.versions, **second.versions},
+        {**first.states, **second.states},
+        first.resumed + second.resumed,
+    )
 
 
 async def write(conn: Conn, loaded: Loaded, planned: Plan, suffix: str = "") -> ProjectionOutcome:

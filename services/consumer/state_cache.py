@@ -22,6 +22,11 @@ class StateCache:
             return state
         return None
 
+    def take_any(self, user_pack_id: int) -> PackState | None:
+        """The pack's state whatever its count: for a plan made ahead of the transaction,
+        which checks the stored count under the lock (`services/consumer/ahead.py`)."""
+        return self._entries.pop(user_pack_id, None)
+
     def put(self, states: dict[int, PackState]) -> None:
         self._entries.update(states)
         overflow = len(self._entries) - self._capacity

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -124,6 +125,16 @@ def by_pack(entries: list[LedgerEntry]) -> dict[int, list[LedgerEntry]]:
     for entry in entries:
         grouped[pack_of(entry)].append(entry)
     return grouped
+
+
+def split_ledgers(data: st.DataObject) -> Iterator[tuple[int, list[LedgerEntry], int]]:
+    """For a drawn history delivered in a drawn order: each pack of at least two ledger
+    entries, its entries and a drawn split point (the entries before it applied first)."""
+    history = data.draw(histories())
+    entries = ledger(data.draw(deliveries(history.events)))
+    for pack, pack_entries in by_pack(entries).items():
+        if len(pack_entries) >= 2:
+            yield pack, pack_entries, data.draw(st.integers(1, len(pack_entries) - 1))
 
 
 def in_order(events: list[AnyPackEvent]) -> list[AnyPackEvent]:

@@ -198,7 +198,7 @@ async def test_start_failure_leaves_nothing_open() -> None:
 
 
 def test_nul_characters_are_refused_like_the_consumer_does() -> None:
-    from services.consumer.ingest import sort_out
+    from services.consumer.parsing import sort_out
     from services.consumer.records import SourceRecord
 
     event = base(STARTED)
@@ -220,7 +220,7 @@ def test_nul_characters_are_refused_like_the_consumer_does() -> None:
 
 @pytest.mark.parametrize("case", refused_cases()[::5], ids=lambda c: c.label)
 def test_check_value_agrees_with_the_consumer(case: Any) -> None:
-    from services.consumer.ingest import sort_out
+    from services.consumer.parsing import sort_out
     from services.consumer.records import SourceRecord
 
     _, refused = sort_out([SourceRecord("pack-events", 0, 0, None, case.value)])

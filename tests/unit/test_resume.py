@@ -22,10 +22,10 @@ from tests.unit.test_fold_properties import (
     NOWS,
     PROPERTY,
     by_pack,
-    deliveries,
     histories,
     in_order,
     ledger,
+    split_ledgers,
 )
 
 
@@ -41,12 +41,7 @@ def view(state: PackState) -> dict[str, object]:
 @PROPERTY
 @given(st.data())
 def test_resume_gives_the_fold_of_every_entry_or_none(data: st.DataObject) -> None:
-    history = data.draw(histories())
-    entries = ledger(data.draw(deliveries(history.events)))
-    for pack, pack_entries in by_pack(entries).items():
-        if len(pack_entries) < 2:
-            continue
-        taken = data.draw(st.integers(1, len(pack_entries) - 1))
+    for pack, pack_entries, taken in split_ledgers(data):
         snapshot = fold(pack, pack_entries[:taken]).state
         if snapshot.purchase is None:
             continue  # parked packs have no snapshot
