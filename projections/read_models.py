@@ -32,7 +32,10 @@ class PackRow:
     event_count: int
 
 
-@dataclass(frozen=True, slots=True)
+# UsageRow and PackDynamics are built for every event the consumer applies: not frozen,
+# since a frozen dataclass sets each field through object.__setattr__ (a 14-field
+# UsageRow took 1.8 us to build frozen, 0.3 us not). Treat them as read-only all the same.
+@dataclass(slots=True)
 class UsageRow:
     log_id: int
     user_pack_id: int
@@ -50,7 +53,7 @@ class UsageRow:
     stop_event_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PackDynamics:
     """The columns of a pack's read model that its events after the purchase change."""
 

@@ -44,7 +44,8 @@ def integer_array(values: Iterable[int]) -> str:
 
 
 def timestamp_array(values: Iterable[datetime]) -> str:
-    return "{" + ",".join(f'"{value.isoformat()}"' for value in values) + "}"
+    texts = [value.isoformat() for value in values]
+    return '{"' + '","'.join(texts) + '"}' if texts else "{}"
 
 
 def text_array(values: Iterable[str]) -> str:
@@ -64,4 +65,5 @@ def text_array(values: Iterable[str]) -> str:
 
 def lines(rows: Iterable[Iterable[str]]) -> bytes:
     """Join already formatted columns into COPY text."""
-    return "".join("\t".join(row) + "\n" for row in rows).encode()
+    joined = ["\t".join(row) for row in rows]
+    return ("\n".join(joined) + "\n").encode() if joined else b""

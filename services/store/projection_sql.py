@@ -143,23 +143,26 @@ WHERE u.log_id = s.log_id
 
 def pack_fields(row: PackRow) -> tuple[str, ...]:
     """A pack row as COPY text fields, in the order of PACK_COLUMNS."""
-    return (
-        str(row.user_pack_id),
-        str(row.user_id),
-        c.text(row.user_name),
-        c.text(row.pack_name),
-        row.duration_type,
-        c.timestamp(row.buy_datetime),
-        c.timestamp(row.activity_end_time),
-        c.json_value(row.node_list),
-        *_changing_fields(row),
+    return _changing_fields(
+        row,
+        (
+            str(row.user_pack_id),
+            str(row.user_id),
+            c.text(row.user_name),
+            c.text(row.pack_name),
+            row.duration_type,
+            c.timestamp(row.buy_datetime),
+            c.timestamp(row.activity_end_time),
+            c.json_value(row.node_list),
+        ),
     )
 
 
-def _changing_fields(row: PackRow | PackDynamics) -> tuple[str, ...]:
-    """The columns events change after the purchase (DYNAMIC_COLUMNS but the id); a
-    snapshot of None keeps the stored one."""
+def _changing_fields(row: PackRow | PackDynamics, leading: tuple[str, ...]) -> tuple[str, ...]:
+    """`leading`, then the columns events change after the purchase (DYNAMIC_COLUMNS but
+    the id); a snapshot of None keeps the stored one."""
     return (
+        *leading,
         str(row.granted),
         str(row.charged),
         c.timestamp_array(row.open_starts),
@@ -218,7 +221,7 @@ async def load_states(
 
 def dynamics_lines(rows: Sequence[PackDynamics]) -> bytes:
     """COPY text of pack updates (DYNAMIC_COLUMNS), for `write_pack_dynamics`."""
-    return c.lines((str(row.user_pack_id), *_changing_fields(row)) for row in rows)
+    return c.lines(_changing_fields(row, (str(row.user_pack_id),)) for row in rows)
 
 
 async def write_pack_dynamics(conn: Conn, lines: bytes, suffix: str = "") -> None:
