@@ -80,10 +80,10 @@ def exhaustion_instant(
 
     Each session counts whole elapsed seconds, so `used(t)` = sum of floor(t - start) is a
     non-decreasing step function. Since floor(x) lies in (x - 1, x], the answer lies within
-    one second after T0 = (budget + sum of starts) / n, and it is T0 itself or the first
-    step of some session after T0: at most n + 2 candidates, checked exactly in integer
-    microseconds. None when the instant lies beyond the last one a `datetime` can hold
-    (a grant of thousands of years): never, in effect.
+    one second after T0 = (budget + sum of starts) / n, and it is T0 itself or the step
+    after T0 that completes the budget (each session steps once in that second): found
+    exactly in integer microseconds. None when the instant lies beyond the last one a
+    `datetime` can hold (a grant of thousands of years): never, in effect.
     """
     if budget <= 0 or not open_starts:
         return not_before
@@ -94,8 +94,10 @@ def exhaustion_instant(
             return None
     # Integer microseconds after the Unix epoch: floor((t - s) / 1 s) does not depend on
     # where time is counted from, and integers keep the search below exact and cheap.
-    starts = [(start - EPOCH) // MICROSECOND for start in open_starts]
+    # Only `not_before` is converted from the epoch (the starts share its zone as a rule,
+    # and a difference of two times in the same zone is the cheap one).
     floor_us = (not_before - EPOCH) // MICROSECOND
+    starts = [floor_us + (start - not_before) // MICROSECOND for start in open_starts]
     used = 0
     for start in starts:
         if floor_us > start:
@@ -105,18 +107,24 @@ def exhaustion_instant(
     # From here on every instant follows every start (none follows `not_before` in fold
     # order; the max() keeps it safe): used(t) = sum of (t - start) // UNIT.
     count = len(starts)
-    lower = max(max(starts), floor_us, -(-(budget * UNIT + sum(starts)) // count))
-    candidates = [lower, lower + UNIT]
-    for start in starts:  # the first step of each session at or after lower
-        candidates.append(start - (start - lower) // UNIT * UNIT)
-    candidates.sort()
-    for instant in candidates:  # the first one (in time order) at which the budget is used
-        if sum((instant - start) // UNIT for start in starts) >= budget:
-            break
-    else:
-        raise AssertionError("unreachable: used(lower + 1 s) >= budget")
+    instant = max(max(starts), floor_us, -(-(budget * UNIT + sum(starts)) // count))
+    # Within the second after `instant` each session steps once, `UNIT - (instant -
+    # start) % UNIT` after it: the budget is used at the step that completes it.
+    used = 0
+    steps: list[int] = []
+    for start in starts:
+        whole, part = divmod(instant - start, UNIT)
+        used += whole
+        steps.append(UNIT - part)
+    if used < budget:
+        if budget - used > count:
+            raise AssertionError("unreachable: used(instant + 1 s) >= budget")
+        steps.sort()
+        instant += steps[budget - used - 1]
+    if instant <= floor_us:  # max(not_before, the instant), in integers
+        return not_before
     try:
-        return max(not_before, EPOCH + instant * MICROSECOND)
+        return EPOCH + instant * MICROSECOND
     except OverflowError:
         return None
 

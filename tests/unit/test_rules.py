@@ -207,6 +207,32 @@ def test_exhaustion_instant_matches_brute_force(
             assert _used(starts, got - US) < budget
 
 
+ZONES = [UTC, timezone(timedelta(hours=8)), timezone(-timedelta(hours=5, minutes=30))]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    budget=st.integers(min_value=1, max_value=40),
+    offsets_us=st.lists(st.integers(min_value=0, max_value=20_000_000), min_size=2, max_size=4),
+    zones=st.lists(st.sampled_from(ZONES), min_size=5, max_size=5),
+    not_before_extra_us=st.integers(min_value=0, max_value=5_000_000),
+)
+def test_exhaustion_instant_with_times_in_any_zone(
+    budget: int, offsets_us: list[int], zones: list[timezone], not_before_extra_us: int
+) -> None:
+    """Starts and `not_before` in other zones than UTC, or in different zones: the same
+    instant, told in UTC unless it is `not_before` itself."""
+    starts = [
+        (T0 + timedelta(microseconds=us)).astimezone(zone)
+        for us, zone in zip(offsets_us, zones, strict=False)
+    ]
+    not_before = (max(starts) + timedelta(microseconds=not_before_extra_us)).astimezone(zones[-1])
+    got = rules.exhaustion_instant(budget, starts, not_before)
+    assert got is not None
+    assert got == _brute_force_exhaustion(budget, starts, not_before)
+    assert got is not_before or got.tzinfo is UTC
+
+
 @pytest.mark.parametrize("budget", [10**12, 10**15, 10**30])
 def test_exhaustion_beyond_the_calendar_is_never(budget: int) -> None:
     assert rules.exhaustion_instant(budget, [at(0), at(10)], at(10)) is None
