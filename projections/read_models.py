@@ -55,14 +55,16 @@ class UsageRow:
 
 @dataclass(slots=True)
 class PackDynamics:
-    """The columns of a pack's read model that its events after the purchase change."""
+    """The columns of a pack's read model that its events after the purchase change, its
+    times as `datetime.isoformat` text (each open session's start is formatted once, the
+    exhaustion instant once for its column and its notice id)."""
 
     user_pack_id: int
     granted: int
     charged: int
-    open_starts: list[datetime]
+    open_starts: list[str]
     open_train_ids: list[int]
-    exhausts_at: datetime | None
+    exhausts_at: str | None
     exhaustion_notice_id: str | None
     snapshot: dict[str, Any] | None  # None: the stored snapshot stays
     event_count: int
@@ -71,16 +73,19 @@ class PackDynamics:
 def pack_dynamics(state: PackState, *, with_snapshot: bool = True) -> PackDynamics:
     """What to update for a pack whose purchase columns are already stored."""
     exhaustion = exhausts_at(state)
+    if exhaustion is None:
+        exhaustion_text = notice_id = None
+    else:
+        exhaustion_text = exhaustion.isoformat()
+        notice_id = exhaustion_notice_id(state.user_pack_id, exhaustion, exhaustion_text)
     return PackDynamics(
         user_pack_id=state.user_pack_id,
         granted=state.granted,
         charged=state.charged,
-        open_starts=state.open_starts,
+        open_starts=state.open_start_texts,
         open_train_ids=list(state.open_sessions),
-        exhausts_at=exhaustion,
-        exhaustion_notice_id=(
-            None if exhaustion is None else exhaustion_notice_id(state.user_pack_id, exhaustion)
-        ),
+        exhausts_at=exhaustion_text,
+        exhaustion_notice_id=notice_id,
         snapshot=to_snapshot(state, with_purchase=False) if with_snapshot else None,
         event_count=state.event_count,
     )
@@ -90,7 +95,7 @@ def pack_row(state: PackState) -> PackRow:
     purchase = state.purchase
     if purchase is None:
         raise ValueError(f"pack {state.user_pack_id} has no purchase: it has no read model")
-    changing = pack_dynamics(state, with_snapshot=False)
+    exhaustion = exhausts_at(state)
     return PackRow(
         user_pack_id=state.user_pack_id,
         user_id=purchase.user_id,
@@ -100,14 +105,16 @@ def pack_row(state: PackState) -> PackRow:
         buy_datetime=purchase.buy_datetime,
         activity_end_time=purchase.activity_end_time,
         node_list=[node.model_dump(mode="json") for node in purchase.nodes],
-        granted=changing.granted,
-        charged=changing.charged,
-        open_starts=changing.open_starts,
-        open_train_ids=changing.open_train_ids,
-        exhausts_at=changing.exhausts_at,
-        exhaustion_notice_id=changing.exhaustion_notice_id,
+        granted=state.granted,
+        charged=state.charged,
+        open_starts=state.open_starts,
+        open_train_ids=list(state.open_sessions),
+        exhausts_at=exhaustion,
+        exhaustion_notice_id=(
+            None if exhaustion is None else exhaustion_notice_id(state.user_pack_id, exhaustion)
+        ),
         snapshot=to_snapshot(state, with_purchase=False),
-        event_count=changing.event_count,
+        event_count=state.event_count,
     )
 
 

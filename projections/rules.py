@@ -142,8 +142,10 @@ def log_id_for(start_event_id: str) -> int:
     return int.from_bytes(digest[:8], "big") & MAX_ID or 1
 
 
-def exhaustion_notice_id(user_pack_id: int, exhausted_at: datetime) -> str:
-    """The `id` of an `infinite.pack.exhausted` notice: one per exhaustion, stable on replay."""
-    instant = exhausted_at.astimezone(UTC).isoformat()
+def exhaustion_notice_id(user_pack_id: int, exhausted_at: datetime, iso: str = "") -> str:
+    """The `id` of an `infinite.pack.exhausted` notice: one per exhaustion, stable on replay.
+    `iso`, if given, is `exhausted_at.isoformat()`: when it is in UTC already (its offset
+    +00:00) it is the text the id is made of, and is not formatted again."""
+    instant = iso if iso.endswith("+00:00") else exhausted_at.astimezone(UTC).isoformat()
     digest = hashlib.sha256(f"exhausted\x1f{user_pack_id}\x1f{instant}".encode()).hexdigest()
     return f"exhausted-{user_pack_id}-{digest[:24]}"

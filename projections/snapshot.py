@@ -162,7 +162,7 @@ def _open_to_json(record: UsageRecord) -> dict[str, Any]:
         "trainName": record.train_name,
         "userId": record.user_id,
         "userName": record.user_name,
-        "startTime": record.start_time.isoformat(),
+        "startTime": record.start_text(),
         "startEventId": record.start_event_id,
     }
 

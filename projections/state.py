@@ -46,10 +46,19 @@ class UsageRecord:
     stop_reason: str | None = None
     charged_seconds: int | None = None
     overrun_seconds: int | None = None
+    # Derived: start_time.isoformat(), kept once made (`start_text`): an open session's
+    # start is written with its pack's read model after every event of the pack.
+    start_iso: str = field(default="", compare=False, repr=False)
 
     @property
     def is_open(self) -> bool:
         return self.end_time is None
+
+    def start_text(self) -> str:
+        """`start_time.isoformat()`, made once."""
+        if not self.start_iso:
+            self.start_iso = self.start_time.isoformat()
+        return self.start_iso
 
 
 @dataclass(slots=True)
@@ -84,6 +93,11 @@ class PackState:
     def granted(self) -> int:
         base = self.purchase.duration_seconds if self.purchase else 0
         return base + self.adjustments
+
+    @property
+    def open_start_texts(self) -> list[str]:
+        """The starts of the open sessions as `datetime.isoformat` gives them."""
+        return [session.start_text() for session in self.open_sessions.values()]
 
     @property
     def open_starts(self) -> list[datetime]:

@@ -44,7 +44,11 @@ def integer_array(values: Iterable[int]) -> str:
 
 
 def timestamp_array(values: Iterable[datetime]) -> str:
-    texts = [value.isoformat() for value in values]
+    return iso_array([value.isoformat() for value in values])
+
+
+def iso_array(texts: list[str]) -> str:
+    """A timestamptz[] literal of times already in ISO 8601 text (`datetime.isoformat`)."""
     return '{"' + '","'.join(texts) + '"}' if texts else "{}"
 
 

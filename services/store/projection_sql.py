@@ -155,19 +155,23 @@ def pack_fields(row: PackRow) -> tuple[str, ...]:
             c.timestamp(row.activity_end_time),
             c.json_value(row.node_list),
         ),
+        c.timestamp_array(row.open_starts),
+        c.timestamp(row.exhausts_at),
     )
 
 
-def _changing_fields(row: PackRow | PackDynamics, leading: tuple[str, ...]) -> tuple[str, ...]:
+def _changing_fields(
+    row: PackRow | PackDynamics, leading: tuple[str, ...], open_starts: str, exhausts_at: str
+) -> tuple[str, ...]:
     """`leading`, then the columns events change after the purchase (DYNAMIC_COLUMNS but
-    the id); a snapshot of None keeps the stored one."""
+    the id), the times given formatted; a snapshot of None keeps the stored one."""
     return (
         *leading,
         str(row.granted),
         str(row.charged),
-        c.timestamp_array(row.open_starts),
+        open_starts,
         c.integer_array(row.open_train_ids),
-        c.timestamp(row.exhausts_at),
+        exhausts_at,
         c.text(row.exhaustion_notice_id),
         c.NULL if row.snapshot is None else c.json_value(row.snapshot),
         str(row.event_count),
@@ -221,7 +225,15 @@ async def load_states(
 
 def dynamics_lines(rows: Sequence[PackDynamics]) -> bytes:
     """COPY text of pack updates (DYNAMIC_COLUMNS), for `write_pack_dynamics`."""
-    return c.lines(_changing_fields(row, (str(row.user_pack_id),)) for row in rows)
+    return c.lines(
+        _changing_fields(
+            row,
+            (str(row.user_pack_id),),
+            c.iso_array(row.open_starts),
+            c.NULL if row.exhausts_at is None else row.exhausts_at,
+        )
+        for row in rows
+    )
 
 
 async def write_pack_dynamics(conn: Conn, lines: bytes, suffix: str = "") -> None:
