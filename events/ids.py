@@ -24,6 +24,8 @@ _RFC3339 = re.compile(RFC3339_PATTERN)
 
 def _digits_to_int(value: Any) -> Any:
     """Ids travel as JSON numbers or as strings of decimal digits."""
+    if type(value) is int:  # a JSON number, the common case (not a bool: its type is bool)
+        return value
     if isinstance(value, bool):  # JSON true is not an id
         raise ValueError("must be a positive integer or a string of digits")
     if isinstance(value, str):
