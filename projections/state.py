@@ -141,4 +141,5 @@ def _open_record(record: UsageRecord) -> UsageRecord:
         record.user_name,
         record.start_time,
         record.start_event_id,
+        start_iso=record.start_iso,
     )
