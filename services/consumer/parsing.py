@@ -13,7 +13,7 @@ from services.consumer.records import Place, SourceRecord, next_offsets
 from services.store import ledger_sql
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per record, built ~2x faster
 class Accepted:
     record: SourceRecord
     staged: ledger_sql.StagedEvent

@@ -81,7 +81,7 @@ ORDER BY t, p
 """
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per record, built ~2x faster
 class StagedEvent:
     event_id: str
     user_pack_id: int
