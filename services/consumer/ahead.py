@@ -74,6 +74,7 @@ class Ahead:
 
     numbered: list[tuple[int, ledger_sql.StagedEvent]]  # new events, their positions drawn
     new_entries: list[LedgerEntry]
+    grouped: dict[int, list[LedgerEntry]]  # the new entries by pack (planned or not)
     loaded: projector.Loaded  # the planned packs: their entries, states and base counts
     plan: projector.Plan
     packs: set[int] = field(default_factory=set)  # the planned packs
@@ -103,8 +104,9 @@ async def plan_ahead(side: Conn, batch: ParsedBatch, before: Planned, cache: Sta
     staged = [item.staged for item in batch.accepted if item.staged.event_id not in before.ids]
     numbered = await ledger_sql.claim_positions(side, staged)
     entries = new_entries(batch.accepted, numbered)
+    grouped = projector.by_pack(entries)
     planned = projector.Loaded({}, {}, {})
-    for pack_id, pack_entries in projector.by_pack(entries).items():
+    for pack_id, pack_entries in grouped.items():
         state: PackState | None
         if pack_id in before.states:
             state = detached(before.states[pack_id])
@@ -118,4 +120,4 @@ async def plan_ahead(side: Conn, batch: ParsedBatch, before: Planned, cache: Sta
         planned.versions[pack_id] = state.event_count
         planned.states[pack_id] = state
     plan = await projector.plan_stepwise(planned)
-    return Ahead(numbered, entries, planned, plan, set(planned.by_pack))
+    return Ahead(numbered, entries, grouped, planned, plan, set(planned.by_pack))

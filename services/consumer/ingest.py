@@ -88,11 +88,11 @@ async def _commit(
         if ahead is None:
             numbered = await ledger_sql.claim_positions(conn, [item.staged for item in accepted])
             entries = new_entries(accepted, numbered)
+            grouped = projector.by_pack(entries)
         else:
-            numbered, entries = ahead.numbered, ahead.new_entries
+            numbered, entries, grouped = ahead.numbered, ahead.new_entries, ahead.grouped
         outcome.appended = len(entries)
         outcome.duplicates = len(accepted) - len(entries)
-        grouped = projector.by_pack(entries)
         versions = await projection_sql.lock_versions(conn, list(grouped))
         if ahead is not None and not ahead.holds(versions):
             # Another writer moved a pack: plan here, the states from the database.
