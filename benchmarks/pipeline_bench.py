@@ -36,13 +36,13 @@ from pathlib import Path
 import psycopg
 
 from benchmarks.consumer_bench import make_events
-from services.consumer.ahead import NOTHING_IN_FLIGHT, Ahead, Handoff, plan_ahead
+from services.consumer.ahead import NOTHING_IN_FLIGHT, Handoff, plan_ahead
 from services.consumer.ingest import BatchOutcome, ingest_parsed
-from services.consumer.parsing import ParsedBatch, parse_batch
+from services.consumer.parsing import parse_batch
 from services.consumer.records import SourceRecord
 from services.consumer.state_cache import StateCache
 from services.settings import get_settings
-from services.store.connection import Conn, connect
+from services.store.connection import connect
 from services.store.migrate import migrate
 
 LOAD_BATCH = 50_000
@@ -56,15 +56,6 @@ def _process_cpu() -> float:
 def _backend_cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def _commit(
-    conn: Conn, batch: ParsedBatch, cache: StateCache, ahead: Ahead | None, handoff: Handoff
-) -> BatchOutcome:
-    try:
-        return await ingest_parsed(conn, "bench", batch, cache, ahead, handoff)
-    finally:
-        handoff.ended()
 
 
 async def run(url: str, records: list[SourceRecord], loaded: int, size: int, mode: str) -> dict:
@@ -94,7 +85,9 @@ async def run(url: str, records: list[SourceRecord], loaded: int, size: int, mod
             if previous is not None and previous.void:
                 ahead = None
             handoff = Handoff()
-            in_flight = asyncio.create_task(_commit(conn, batch, cache, ahead, handoff))
+            in_flight = asyncio.create_task(
+                ingest_parsed(conn, "bench", batch, cache, ahead, handoff)
+            )
             previous = handoff
         if in_flight is not None:
             await in_flight

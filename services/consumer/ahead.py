@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from projections.state import LedgerEntry, PackState, detached
 from services.consumer import projector
@@ -77,7 +77,11 @@ class Ahead:
     grouped: dict[int, list[LedgerEntry]]  # the new entries by pack (planned or not)
     loaded: projector.Loaded  # the planned packs: their entries, states and base counts
     plan: projector.Plan
-    packs: set[int] = field(default_factory=set)  # the planned packs
+
+    @property
+    def packs(self) -> set[int]:
+        """The packs planned ahead."""
+        return set(self.loaded.by_pack)
 
     def holds(self, versions: dict[int, int]) -> bool:
         """Whether every planned pack still has the stored event count it was planned on
@@ -120,4 +124,4 @@ async def plan_ahead(side: Conn, batch: ParsedBatch, before: Planned, cache: Sta
         planned.versions[pack_id] = state.event_count
         planned.states[pack_id] = state
     plan = await projector.plan_stepwise(planned)
-    return Ahead(numbered, entries, grouped, planned, plan, set(planned.by_pack))
+    return Ahead(numbered, entries, grouped, planned, plan)

@@ -115,8 +115,6 @@ def build_app(settings: Settings) -> FastStream:
             listener.rewound(rewind(subscriber.consumer, records))
             await backoff.wait()
             return False
-        finally:  # planned or not, the next batch must not wait for this one's plan
-            handoff.ended()
         backoff.reset()
         try:
             await report(batch, outcome, time.perf_counter() - started)

@@ -68,6 +68,9 @@ async def ingest_parsed(
             handoff.retried()
         accepted, more_refused = await _storable(conn, accepted)
         return await _commit(conn, group, batch, accepted, refused + more_refused, cache)
+    finally:  # planned or not, the next batch must not wait for this one's plan
+        if handoff is not None:
+            handoff.ended()
 
 
 async def _commit(

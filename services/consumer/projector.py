@@ -80,21 +80,6 @@ def by_pack(new_entries: Iterable[LedgerEntry]) -> dict[int, list[LedgerEntry]]:
     return grouped
 
 
-async def load(
-    conn: Conn,
-    new_entries: Iterable[LedgerEntry],
-    cache: StateCache | None = None,
-    suffix: str = "",
-) -> Loaded:
-    """Lock the packs of the entries and bring their states: from the in-memory cache
-    while current, else from the stored snapshot and the ledger entries it lags behind."""
-    grouped = by_pack(new_entries)
-    if not grouped:
-        return Loaded(grouped, {}, {})
-    versions = await projection_sql.lock_versions(conn, list(grouped), suffix)
-    return await bring(conn, grouped, versions, cache, suffix)
-
-
 async def bring(
     conn: Conn,
     grouped: dict[int, list[LedgerEntry]],

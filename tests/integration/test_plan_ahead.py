@@ -12,13 +12,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from services.consumer.ahead import NOTHING_IN_FLIGHT, Ahead, Handoff, plan_ahead
+from services.consumer.ahead import NOTHING_IN_FLIGHT, Handoff, plan_ahead
 from services.consumer.ingest import BatchOutcome, ingest, ingest_parsed
 from services.consumer.parsing import parsed
 from services.consumer.records import SourceRecord
 from services.consumer.state_cache import StateCache
 from services.replay.verify import verify
-from services.store.connection import Conn, connect
+from services.store.connection import connect
 from tests.support.db import actual_rows
 from tests.support.streams import expected_rows, stream
 
@@ -28,19 +28,6 @@ def _records(arrivals: list[dict[str, Any]], topic: str = "ahead") -> list[Sourc
         SourceRecord(topic, 0, offset, b"k", json.dumps(doc).encode())
         for offset, doc in enumerate(arrivals)
     ]
-
-
-async def _commit(
-    conn: Conn,
-    batch_records: list[SourceRecord],
-    cache: StateCache,
-    ahead: Ahead | None,
-    handoff: Handoff,
-) -> BatchOutcome:
-    try:
-        return await ingest_parsed(conn, "ahead", parsed(batch_records), cache, ahead, handoff)
-    finally:
-        handoff.ended()
 
 
 async def test_batches_planned_ahead_project_every_event_exactly(ledger_database: str) -> None:
@@ -67,7 +54,9 @@ async def test_batches_planned_ahead_project_every_event_exactly(ledger_database
                 planned_ahead += outcome.packs_planned_ahead
                 written += outcome.packs_written
             handoff = Handoff()
-            in_flight = asyncio.create_task(_commit(conn, batch_records, cache, ahead, handoff))
+            in_flight = asyncio.create_task(
+                ingest_parsed(conn, "ahead", parsed(batch_records), cache, ahead, handoff)
+            )
             previous = handoff
         assert in_flight is not None
         await in_flight
