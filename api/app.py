@@ -12,11 +12,14 @@ from fastapi import FastAPI
 from api import metrics
 from api.auth import ConfigurationError, TokenVerifier
 from api.context import ApiContext
+from api.cors import add_cors, cors_policy
 from api.db import Database
 from api.errors import install_error_handlers
+from api.live import Hub
 from api.middleware import RequestContext
 from api.openapi import install_openapi
-from api.routes import health, packs, records
+from api.requests_first import CountInFlight, InFlight
+from api.routes import health, packs, records, stream
 from services.settings import Settings
 
 
@@ -59,6 +62,7 @@ def create_app(
     of (one reading per request).
     """
     zone = display_zone(settings)
+    cors = cors_policy(settings.cors_origins)
     ctx = ApiContext(
         db=Database(
             settings.psycopg_url,
@@ -70,14 +74,19 @@ def create_app(
         verifier=token_verifier(settings),
         zone=zone,
         clock=clock,
+        terms=settings.terms,
     )
+    requests = InFlight()
+    hub = Hub(settings.psycopg_url, ctx.db, zone, clock, requests=requests)  # one LISTEN
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ctx.db.open()
+        await hub.start()
         try:
             yield
         finally:
+            await hub.stop()
             await ctx.db.close()
 
     app = FastAPI(
@@ -90,10 +99,14 @@ def create_app(
     )
     app.include_router(packs.build_router(ctx))
     app.include_router(records.build_router(ctx))
+    app.include_router(stream.build_router(ctx, hub))
     app.include_router(health.build_router(ctx))
     app.include_router(metrics.build_router())
     install_error_handlers(app)
     app.add_middleware(RequestContext)
+    app.add_middleware(CountInFlight, in_flight=requests, exclude=stream.PATHS)
+    add_cors(app, cors)  # outside RequestContext: a preflight is never an envelope
     app.add_middleware(metrics.RequestTiming)  # outermost: times the whole answer
     install_openapi(app)
+    app.state.hub = hub
     return app

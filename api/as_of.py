@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, LiteralString
 
 import psycopg
+from psycopg.rows import AsyncRowFactory
 from psycopg.types.json import Jsonb
 
 from api.auth import Caller
@@ -24,13 +25,16 @@ from api.db import Database, Row
 from api.reads import Reader
 from events.parse import parse_object
 from projections.fold import fold
-from projections.read_models import PackRow, UsageRow, pack_row, usage_row
+from projections.read_models import PackRow, UsageRow, pack_row, sql_type, usage_row
 from projections.state import LedgerEntry
+from projections.terms import DEFAULT_TERMS, Terms
 from services.store import as_of_sql
+
+_JSON_COLUMNS = [name for name in as_of_sql.PACK_COLUMNS if sql_type(PackRow, name) == "jsonb"]
 
 
 def rows_as_of(
-    entries: Iterable[tuple[int, int, object]],
+    entries: Iterable[tuple[int, int, object]], *, terms: Terms = DEFAULT_TERMS
 ) -> tuple[list[PackRow], list[UsageRow]]:
     """The read-model rows of the packs of `entries` ((user_pack_id, position, envelope),
     already limited to the instant): a pack without a purchase yet has no row."""
@@ -40,7 +44,7 @@ def rows_as_of(
     packs: list[PackRow] = []
     records: list[UsageRow] = []
     for user_pack_id, pack_entries in by_pack.items():
-        result = fold(user_pack_id, pack_entries)
+        result = fold(user_pack_id, pack_entries, terms=terms)
         if result.state.purchase is None:
             continue  # bought later (or never): the pack does not exist yet
         packs.append(pack_row(result.state))
@@ -54,12 +58,17 @@ class _Snapshot:
     def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
         self.connection = connection
 
-    async def fetch_all(self, query: LiteralString, params: Mapping[str, Any]) -> list[Row]:
-        cursor = await self.connection.execute(query, params, binary=True, prepare=False)
+    async def fetch_all(
+        self, query: LiteralString, params: Mapping[str, Any], row_factory: AsyncRowFactory[Row]
+    ) -> list[Row]:
+        cursor = self.connection.cursor(binary=True, row_factory=row_factory)
+        await cursor.execute(query, params, prepare=False)
         return await cursor.fetchall()
 
-    async def fetch_one(self, query: LiteralString, params: Mapping[str, Any]) -> Row | None:
-        rows = await self.fetch_all(query, params)
+    async def fetch_one(
+        self, query: LiteralString, params: Mapping[str, Any], row_factory: AsyncRowFactory[Row]
+    ) -> Row | None:
+        rows = await self.fetch_all(query, params, row_factory)
         return rows[0] if rows else None
 
 
@@ -90,7 +99,8 @@ async def _fill(
         async with cursor.copy(as_of_sql.COPY_PACKS) as copy:
             for pack in packs:
                 values = {name: getattr(pack, name) for name in as_of_sql.PACK_COLUMNS}
-                values["node_list"] = Jsonb(pack.node_list)
+                for name in _JSON_COLUMNS:  # declared jsonb (`projections.read_models`)
+                    values[name] = Jsonb(values[name])
                 # Nothing reads the fold's snapshot here: an empty one keeps the copy cheap.
                 values["snapshot"] = Jsonb({})
                 await copy.write_row(list(values.values()))
@@ -107,6 +117,7 @@ async def reader(
     *,
     user_pack_id: int | None = None,
     log_id: int | None = None,
+    terms: Terms = DEFAULT_TERMS,
 ) -> AsyncIterator[Reader]:
     """Where to read: the live database without `as_of`, else the state at `as_of`.
 
@@ -125,6 +136,6 @@ async def reader(
             as_of_sql.ENTRIES, {"pack_ids": pack_ids, "as_of": as_of}, prepare=False
         )
         entries = [(int(row[0]), int(row[1]), row[2]) for row in await cursor.fetchall()]
-        packs, records = rows_as_of(entries)
+        packs, records = rows_as_of(entries, terms=terms)
         await _fill(connection, packs, records)
         yield _Snapshot(connection)

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 from jwt.types import Options
 
 from api.envelope import ApiError, Code
-from api.validation import ID_MAX
+from api.inputs import ID_MAX
 
 _USER_ID = re.compile(r"[0-9]{1,19}")
 _OPTIONS: Options = {"require": ["exp", "sub"], "verify_aud": False}
@@ -89,19 +89,22 @@ class TokenVerifier:
         return self.verify(token)
 
     def verify(self, token: str) -> Caller:
+        return self.verify_until(token)[0]
+
+    def verify_until(self, token: str) -> tuple[Caller, float]:
+        """The caller and the token's `exp` (Unix seconds): a stream ends then."""
         known = self._verified.get(token)
         if known is not None:
-            caller, expires = known
-            if expires > self._wall_clock():
-                return caller
+            if known[1] > self._wall_clock():
+                return known
             del self._verified[token]
             raise ApiError(Code.TOKEN_EXPIRED)
         claims = self._decode(token)
-        caller = _caller(claims)
+        verified = (_caller(claims), float(claims["exp"]))
         if len(self._verified) >= self._cache_size:
             self._verified.pop(next(iter(self._verified)))  # the oldest entry
-        self._verified[token] = (caller, float(claims["exp"]))
-        return caller
+        self._verified[token] = verified
+        return verified
 
     def _decode(self, token: str) -> dict[str, Any]:
         try:

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from api.auth import TokenVerifier
 from api.db import Database
+from projections.terms import DEFAULT_TERMS, Terms
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,3 +18,4 @@ class ApiContext:
     verifier: TokenVerifier
     zone: ZoneInfo
     clock: Callable[[], datetime]  # the instant a request is answered as of
+    terms: Terms = DEFAULT_TERMS  # the fold's settings, for as-of reads (they fold)

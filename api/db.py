@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any, LiteralString
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any, LiteralString, TypeVar
 
 import orjson
 import psycopg
 import psycopg_pool
+from psycopg.rows import AsyncRowFactory, tuple_row
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
+from services.retry import Backoff, retrying
+
 log = logging.getLogger(__name__)
 
-Row = tuple[Any, ...]
+Row = TypeVar("Row")
+"""What `row_factory` (a psycopg row factory: `api.rows`, or `tuple_row`) makes of each row."""
 
 # Every session is read-only (the API never writes) and bounded in time; it answers
 # times in the display zone (the values do not depend on it, only their tzinfo does).
@@ -23,6 +27,13 @@ _SESSION_OPTIONS = "-c default_transaction_read_only=on -c statement_timeout=500
 
 async def _configure(connection: psycopg.AsyncConnection[Any]) -> None:
     set_json_loads(orjson.loads, connection)
+
+
+_BROKEN = "database connection broken; checking the pool, reading again"
+
+
+class _Broken(Exception):
+    """The connection of a read broke: worth one more read on another connection."""
 
 
 class Database:
@@ -75,34 +86,72 @@ class Database:
         if pool is not None:
             await pool.close()
 
-    async def fetch_all(self, query: LiteralString, params: Mapping[str, Any]) -> list[Row]:
-        rows = await self._fetch_all(query, params)
-        if rows is None:
-            # The connection was lost under us (a server restart?): drop every dead idle
-            # connection, then read once more on a sound or a new one.
-            log.warning("database connection broken; checking the pool, reading again")
+    async def fetch_all(
+        self, query: LiteralString, params: Mapping[str, Any], row_factory: AsyncRowFactory[Row]
+    ) -> list[Row]:
+        # A connection lost under us (a server restart?): drop every dead idle connection
+        # (`pool.check`), then read once more, at once, on a sound or a new one.
+        first = True
+
+        async def read() -> list[Row]:
+            nonlocal first
+            retry, first = first, False
+            return await self._fetch_all(query, params, row_factory, retry=retry)
+
+        async def check_pool(error: BaseException) -> None:
             await self.pool.check()
-            rows = await self._fetch_all(query, params, retry=False)
-        assert rows is not None
-        return rows
+
+        return await retrying(
+            read,
+            lambda error: _BROKEN if isinstance(error, _Broken) else None,
+            Backoff(0.0, 0.0),
+            log,
+            attempts=2,
+            before_retry=check_pool,
+        )
 
     async def _fetch_all(
-        self, query: LiteralString, params: Mapping[str, Any], *, retry: bool = True
-    ) -> list[Row] | None:
-        """The rows; None when the connection broke and `retry` allows another try."""
+        self,
+        query: LiteralString,
+        params: Mapping[str, Any],
+        row_factory: AsyncRowFactory[Row],
+        *,
+        retry: bool = True,
+    ) -> list[Row]:
+        """The rows; `_Broken` when the connection broke and `retry` allows another try."""
         async with self.pool.connection() as connection:
             try:
-                cursor = await connection.execute(query, params, binary=True)
+                cursor = connection.cursor(binary=True, row_factory=row_factory)
+                await cursor.execute(query, params)
                 return await cursor.fetchall()
-            except psycopg.OperationalError:
+            except psycopg.OperationalError as error:
                 if retry and connection.broken:
-                    return None
+                    raise _Broken() from error
                 raise
 
-    async def fetch_one(self, query: LiteralString, params: Mapping[str, Any]) -> Row | None:
-        rows = await self.fetch_all(query, params)
+    async def fetch_slices(
+        self,
+        query: LiteralString,
+        params: Mapping[str, Any],
+        row_factory: AsyncRowFactory[Row],
+        size: int,
+    ) -> AsyncGenerator[list[Row], None]:
+        """The rows, `size` at a time: the whole result arrives at once, but each slice is
+        decoded only when taken, so that a caller can let the event loop run between two
+        (decoding 130 pack rows in one go held the loop for about 2 ms). No retry: the
+        stream's hub reads afresh after any failure."""
+        async with self.pool.connection() as connection:
+            cursor = connection.cursor(binary=True, row_factory=row_factory)
+            await cursor.execute(query, params)
+            while taken := await cursor.fetchmany(size):
+                yield taken
+
+    async def fetch_one(
+        self, query: LiteralString, params: Mapping[str, Any], row_factory: AsyncRowFactory[Row]
+    ) -> Row | None:
+        rows = await self.fetch_all(query, params, row_factory)
         return rows[0] if rows else None
 
     async def is_ready(self, query: LiteralString) -> bool:
-        row = await self.fetch_one(query, {})
+        row = await self.fetch_one(query, {}, tuple_row)
         return bool(row and row[0])

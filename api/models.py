@@ -1,8 +1,7 @@
-"""The request and answer shapes, for the OpenAPI document only.
+"""The answers' shapes, for the OpenAPI document: their exact JSON types.
 
-Requests are validated by hand (`api.params`) so that every violation is reported in the
-contract's envelope; these models describe the same rules to readers and fuzzers.
-Answers are built by `api.views`; the models state their exact JSON types.
+Answers are built by `api.views`; requests are stated (validated and documented) by the
+models of `api.params`.
 """
 
 from __future__ import annotations
@@ -11,139 +10,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.params import MAX_PAGE_SIZE
-from api.validation import ID_MAX, INT32_MAX
+from api.inputs import DurationType, Status
+from api.validation import Rule
 
 DIGITS = r"^[0-9]+$"
 TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
 
 DigitString = Annotated[str, Field(pattern=DIGITS, description="a positive integer as digits")]
 TimeString = Annotated[str, Field(pattern=TIME, description="yyyy-MM-dd HH:mm:ss")]
-IdNumber = Annotated[int, Field(ge=1, le=ID_MAX)]
-IdInput = IdNumber | Annotated[str, Field(pattern=DIGITS, max_length=19)]
-AS_OF_TIME = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([ ][0-9]{2}:[0-9]{2}:[0-9]{2}"
-    r"|[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2}))$"
-)
-AsOfInput = Annotated[
-    str,
-    Field(
-        pattern=AS_OF_TIME,
-        description=(
-            "Extension of the platform's document (time travel, docs/api.md): answer as "
-            "of this past instant, from the events' times. `yyyy-MM-dd HH:mm:ss` in the "
-            "API's zone, or RFC 3339 with an offset; null or empty: now. Malformed: "
-            "typeMismatch; after now: max."
-        ),
-        examples=["2024-05-01 08:00:00", "2024-05-01T00:00:00Z"],
-    ),
-]
-PageNum = Annotated[int, Field(ge=1, le=INT32_MAX)]
-PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)]
-Sort = Literal["asc", "desc", "ASC", "DESC", ""]
-
-# Spelled out for type checkers; tests/api check them against api.params.
-StatusInput = Literal[
-    "status.free",
-    "status.training",
-    "status.outOfTime",
-    "userPackStatus.free",
-    "userPackStatus.training",
-    "userPackStatus.outOfTime",
-]
-DurationTypeInput = Literal[
-    "type.timing", "type.activity", "packDurationType.timing", "packDurationType.activity"
-]
-PackOrderKey = Literal[
-    "", "userPackId", "packName", "userPackStatus", "packDurationType", "duration", "buyDatetime"
-]
-RecordOrderKey = Literal[
-    "",
-    "logId",
-    "usageRecordId",
-    "trainName",
-    "userName",
-    "duration",
-    "createTime",
-    "endTime",
-    "finishTime",
-]
-RuleName = Literal["notNull", "notBlank", "typeMismatch", "min", "max", "inEnum", "malformedJson"]
-Status = Literal["status.free", "status.training", "status.outOfTime"]
-DurationType = Literal["type.timing", "type.activity"]
-
-# --- requests -----------------------------------------------------------------------------
-
-
-class PackOrder(BaseModel):
-    key: PackOrderKey = Field(default="", description="empty: the default order")
-    sort: Sort = Field(default="", description="asc or desc; empty: asc")
-
-
-class RecordOrder(BaseModel):
-    key: RecordOrderKey = Field(default="", description="empty: the default order")
-    sort: Sort = Field(default="", description="asc or desc; empty: asc")
-
-
-class UserPackListRequest(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "example": {
-                "order": [{"key": "packName", "sort": "asc"}],
-                "isFreeStatus": False,
-                "userPackStatus": "userPackStatus.free",
-                "packDurationType": "packDurationType.timing",
-                "pageNum": 1,
-                "pageSize": 10,
-            }
-        }
-    )
-
-    order: list[PackOrder] | None = Field(default=None, description="default: buyDatetime desc")
-    isFreeStatus: bool | None = Field(
-        default=None, description="true: only packs a training can start on now (status.free)"
-    )
-    userPackStatus: StatusInput | None = None
-    packDurationType: DurationTypeInput | None = None
-    pageNum: PageNum | None = 1
-    pageSize: PageSize | None = 10
-    asOf: AsOfInput | None = None
-
-
-class UserPackDetailRequest(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {"userPackId": 234}})
-
-    userPackId: IdInput
-    asOf: AsOfInput | None = None
-
-
-class TrainPackLogListRequest(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "example": {"order": [{"key": "", "sort": ""}], "pageNum": 1, "pageSize": 10}
-        }
-    )
-
-    order: list[RecordOrder] = Field(description="default: createTime desc")
-    pageNum: PageNum
-    pageSize: PageSize
-    packId: IdInput | None = Field(default=None, description="only this pack's records")
-    asOf: AsOfInput | None = None
-
-
-class TrainPackLogDetailRequest(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"example": {"logId": 135646135}})
-
-    logId: IdInput
-    asOf: AsOfInput | None = None
-
-
-REQUEST_MODELS: tuple[type[BaseModel], ...] = (
-    UserPackListRequest,
-    UserPackDetailRequest,
-    TrainPackLogListRequest,
-    TrainPackLogDetailRequest,
-)
 
 # --- answers ------------------------------------------------------------------------------
 
@@ -165,7 +39,27 @@ class DetailNode(Node):
     nodeCount: Literal[1]
 
 
-class UserPackListItem(_Strict):
+class Forecast(_Strict):
+    """The extension fields of a pack (CONTRACT.md section 3): clients may ignore them."""
+
+    exhaustsAt: Annotated[
+        TimeString | None,
+        Field(
+            description="when the open sessions, as they stand now, drive `duration` to 0"
+            " (the exhaustion's instant once it happened); null without an open session"
+            " or for an activity pack"
+        ),
+    ]
+    burnRate: Annotated[
+        int,
+        Field(
+            description="seconds of budget used per second now: the open sessions of a"
+            " timing pack with time left; 0 otherwise"
+        ),
+    ]
+
+
+class UserPackListItem(Forecast):
     userPackId: DigitString
     packName: str
     userPackStatus: Status
@@ -183,7 +77,7 @@ class UserPackListData(_Strict):
     userPackList: list[UserPackListItem]
 
 
-class UserPackDetailData(_Strict):
+class UserPackDetailData(Forecast):
     userPackId: int
     packName: str
     userPackStatus: Status
@@ -192,6 +86,18 @@ class UserPackDetailData(_Strict):
     buyDatetime: TimeString
     duration: Annotated[int, Field(description="remaining seconds, as of the request")]
     nodeList: list[Node]
+
+
+LeaseEndsAt = Annotated[
+    TimeString | None,
+    Field(
+        description=(
+            "Extension: when the session's lease ends (its last heartbeat + leaseSeconds), "
+            "null without a lease. A session still open when it passes lapsed then: its "
+            "endTime is this instant."
+        )
+    ),
+]
 
 
 class TrainPackLogItem(_Strict):
@@ -205,6 +111,7 @@ class TrainPackLogItem(_Strict):
     createTime: TimeString
     endTime: TimeString | None
     finishTime: TimeString | None
+    leaseEndsAt: LeaseEndsAt
 
 
 class TrainPackLogListData(_Strict):
@@ -231,6 +138,7 @@ class TrainPackLogDetailData(_Strict):
     duration: Annotated[int, Field(description="session seconds, so far while running")]
     startTime: TimeString
     endTime: TimeString | None
+    leaseEndsAt: LeaseEndsAt
 
 
 class UserPackListAnswer(_Strict):
@@ -258,7 +166,7 @@ class TrainPackLogDetailAnswer(_Strict):
 
 
 class RuleViolated(_Strict):
-    ruleViolated: dict[str, list[RuleName]]
+    ruleViolated: dict[str, list[Rule]]
 
 
 class ParameterInvalidAnswer(_Strict):

@@ -1,4 +1,4 @@
-"""The OpenAPI document: FastAPI's, plus the hand-validated request bodies and the auth."""
+"""The OpenAPI document: FastAPI's, plus the request models (`api.params`) and the auth."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 
-from api.models import REQUEST_MODELS
+from api.params import REQUEST_MODELS
 
 DESCRIPTION = """
 The read-only API of the INFINITE resource ledger (see docs/api.md).
@@ -15,7 +17,14 @@ The read-only API of the INFINITE resource ledger (see docs/api.md).
 Every `/api` answer is HTTP 200 with the envelope `{"code", "data", "msg"}`; the business
 code is the status. Send the JWT as `Authorization: Bearer <JWT>` (or a bare
 `token: <JWT>` header).
+
+This document is also served at `/v2/api-docs` (any `group` query), where the platform's
+own document says it is.
 """
+
+# The platform's document gives its 接口路径 as `/v2/api-docs?group=资源管理` (the path of
+# springfox, which serves one document per group); this API has one document for all.
+PLATFORM_DOCS_PATH = "/v2/api-docs"
 
 SECURITY_SCHEMES: dict[str, Any] = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
@@ -44,3 +53,8 @@ def install_openapi(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    async def platform_docs(request: Request) -> JSONResponse:
+        return JSONResponse(app.openapi())  # as FastAPI serves `/openapi.json`
+
+    app.add_route(PLATFORM_DOCS_PATH, platform_docs, methods=["GET"], include_in_schema=False)

@@ -7,11 +7,13 @@ from datetime import datetime
 from typing import Any, LiteralString, Protocol
 from zoneinfo import ZoneInfo
 
-from api import views
+from psycopg.rows import AsyncRowFactory
+
+from api import rows, views
 from api.auth import Caller
 from api.db import Row
 from api.envelope import ApiError, Code
-from api.params import PackListQuery, RecordListQuery
+from api.params import TrainPackLogListRequest, UserPackListRequest
 from services.store import read_sql
 
 
@@ -19,9 +21,13 @@ class Reader(Protocol):
     """Where the statements run: `api.db.Database` (live), or an as-of snapshot
     (`api.as_of.reader`)."""
 
-    async def fetch_all(self, query: LiteralString, params: Mapping[str, Any]) -> list[Row]: ...
+    async def fetch_all(
+        self, query: LiteralString, params: Mapping[str, Any], row_factory: AsyncRowFactory[Row]
+    ) -> list[Row]: ...
 
-    async def fetch_one(self, query: LiteralString, params: Mapping[str, Any]) -> Row | None: ...
+    async def fetch_one(
+        self, query: LiteralString, params: Mapping[str, Any], row_factory: AsyncRowFactory[Row]
+    ) -> Row | None: ...
 
 
 def _scope(caller: Caller, at: datetime) -> dict[str, Any]:
@@ -31,32 +37,46 @@ def _scope(caller: Caller, at: datetime) -> dict[str, Any]:
     return params
 
 
+Paged = UserPackListRequest | TrainPackLogListRequest
+
+
+def _offset(query: Paged) -> int:
+    return (query.page_num - 1) * query.page_size
+
+
+async def _count(
+    db: Reader, statement: LiteralString, params: Mapping[str, Any], query: Paged
+) -> int:
+    """How many rows match, when a page came back empty: none if it was the first."""
+    if query.page_num == 1:
+        return 0
+    counted = await db.fetch_one(statement, params, rows.COUNT)
+    return counted.count if counted else 0
+
+
 async def pack_list(
-    db: Reader, caller: Caller, query: PackListQuery, at: datetime, zone: ZoneInfo
+    db: Reader, caller: Caller, query: UserPackListRequest, at: datetime, zone: ZoneInfo
 ) -> dict[str, Any]:
     flags = {
         "every_owner": caller.is_admin,
         "by_duration_type": query.duration_type is not None,
         "by_status": query.status is not None,
-        "only_free": query.only_free,
+        "only_free": bool(query.only_free),
     }
     params = _scope(caller, at)
     params.update(
         duration_type=query.duration_type,
         status=query.status,
-        limit=query.page.size,
-        offset=query.page.offset,
+        limit=query.page_size,
+        offset=_offset(query),
     )
-    rows = await db.fetch_all(read_sql.pack_list(order=query.order, **flags), params)
-    if rows:
-        total = rows[0][0]
-    elif query.page.offset == 0:
-        total = 0
+    statement = read_sql.pack_list(order=query.sort_order, **flags)
+    page = await db.fetch_all(statement, params, rows.PACK_PAGE)
+    if page:
+        total = page[0].total
     else:  # a page past the end: its rows carry no total
-        counted = await db.fetch_one(read_sql.pack_count(**flags), params)
-        total = counted[0] if counted else 0
-    page = [row[1:] for row in rows]
-    return views.pack_list(page, total, query.page.number, query.page.size, zone)
+        total = await _count(db, read_sql.pack_count(**flags), params, query)
+    return views.pack_list(page, total, query.page_num, query.page_size, zone)
 
 
 async def pack_detail(
@@ -65,28 +85,25 @@ async def pack_detail(
     statement = read_sql.PACK_DETAIL_ANY_OWNER if caller.is_admin else read_sql.PACK_DETAIL
     params = _scope(caller, at)
     params["user_pack_id"] = user_pack_id
-    row = await db.fetch_one(statement, params)
-    if row is None:  # absent or someone else's: the caller cannot tell which
+    pack = await db.fetch_one(statement, params, rows.PACK_DETAILS)
+    if pack is None:  # absent or someone else's: the caller cannot tell which
         raise ApiError(Code.NOT_FOUND)
-    return views.pack_detail(row, zone)
+    return views.pack_detail(pack, zone)
 
 
 async def record_list(
-    db: Reader, caller: Caller, query: RecordListQuery, at: datetime, zone: ZoneInfo
+    db: Reader, caller: Caller, query: TrainPackLogListRequest, at: datetime, zone: ZoneInfo
 ) -> dict[str, Any]:
     flags = {"every_owner": caller.is_admin, "by_pack": query.user_pack_id is not None}
     params = _scope(caller, at)
-    params.update(user_pack_id=query.user_pack_id, limit=query.page.size, offset=query.page.offset)
-    rows = await db.fetch_all(read_sql.record_list(order=query.order, **flags), params)
-    if rows:
-        total = rows[0][0]
-    elif query.page.offset == 0:
-        total = 0
+    params.update(user_pack_id=query.user_pack_id, limit=query.page_size, offset=_offset(query))
+    statement = read_sql.record_list(order=query.sort_order, **flags)
+    page = await db.fetch_all(statement, params, rows.RECORD_PAGE)
+    if page:
+        total = page[0].total
     else:
-        counted = await db.fetch_one(read_sql.record_count(**flags), params)
-        total = counted[0] if counted else 0
-    page = [row[1:] for row in rows]
-    return views.record_list(page, total, query.page.number, query.page.size, zone)
+        total = await _count(db, read_sql.record_count(**flags), params, query)
+    return views.record_list(page, total, query.page_num, query.page_size, zone)
 
 
 async def record_detail(
@@ -95,7 +112,7 @@ async def record_detail(
     statement = read_sql.RECORD_DETAIL_ANY_OWNER if caller.is_admin else read_sql.RECORD_DETAIL
     params = _scope(caller, at)
     params["log_id"] = log_id
-    row = await db.fetch_one(statement, params)
-    if row is None:
+    record = await db.fetch_one(statement, params, rows.RECORD_DETAILS)
+    if record is None:
         raise ApiError(Code.NOT_FOUND)
-    return views.record_detail(row, zone)
+    return views.record_detail(record, zone)

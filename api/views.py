@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from api.formats import format_duration, format_optional_time, format_time
-
-Row = Sequence[Any]
+from api.rows import PackDetailRow, PackPageRow, RecordDetailRow, RecordPageRow
+from projections.rules import burn_rate
 
 
 def page_total(total: int, page_size: int) -> int:
@@ -33,22 +32,29 @@ def detail_node(entry: dict[str, Any]) -> dict[str, Any]:
     return {**node(entry), "nodeCount": 1}
 
 
-def pack_list_item(row: Row, zone: ZoneInfo) -> dict[str, Any]:
-    """Row: (user_pack_id, pack_name, duration_type, buy_datetime, node_list, remaining, status)."""
-    user_pack_id, pack_name, duration_type, buy_datetime, node_list, remaining, status = row
+def forecast(row: PackDetailRow, zone: ZoneInfo) -> dict[str, Any]:
+    """The extension fields of a pack (list, detail, stream): `exhaustsAt`, `burnRate`."""
     return {
-        "userPackId": str(user_pack_id),
-        "packName": pack_name,
-        "userPackStatus": status,
-        "packDurationType": duration_type,
-        "duration": str(remaining),
-        "buyDatetime": format_time(buy_datetime, zone),
-        "nodeList": [node(entry) for entry in node_list],
+        "exhaustsAt": format_optional_time(row.exhausts_at, zone),
+        "burnRate": burn_rate(row.duration_type, row.remaining, row.open_sessions),
+    }
+
+
+def pack_list_item(row: PackDetailRow, zone: ZoneInfo) -> dict[str, Any]:
+    return {
+        "userPackId": str(row.user_pack_id),
+        "packName": row.pack_name,
+        "userPackStatus": row.status,
+        "packDurationType": row.duration_type,
+        "duration": str(row.remaining),
+        "buyDatetime": format_time(row.buy_datetime, zone),
+        "nodeList": [node(entry) for entry in row.node_list],
+        **forecast(row, zone),
     }
 
 
 def pack_list(
-    rows: Sequence[Row], total: int, page_num: int, page_size: int, zone: ZoneInfo
+    rows: Sequence[PackPageRow], total: int, page_num: int, page_size: int, zone: ZoneInfo
 ) -> dict[str, Any]:
     return {
         "total": str(total),
@@ -59,42 +65,41 @@ def pack_list(
     }
 
 
-def pack_detail(row: Row, zone: ZoneInfo) -> dict[str, Any]:
-    user_pack_id, pack_name, duration_type, buy_datetime, node_list, remaining, status = row
-    bought = format_time(buy_datetime, zone)
+def pack_detail(row: PackDetailRow, zone: ZoneInfo) -> dict[str, Any]:
+    bought = format_time(row.buy_datetime, zone)
     return {
-        "userPackId": user_pack_id,
-        "packName": pack_name,
-        "userPackStatus": status,
-        "packDurationType": duration_type,
+        "userPackId": row.user_pack_id,
+        "packName": row.pack_name,
+        "userPackStatus": row.status,
+        "packDurationType": row.duration_type,
         "purchasingTime": bought,
         "buyDatetime": bought,
-        "duration": remaining,
-        "nodeList": [node(entry) for entry in node_list],
+        "duration": row.remaining,
+        "nodeList": [node(entry) for entry in row.node_list],
+        **forecast(row, zone),
     }
 
 
-def record_list_item(row: Row, zone: ZoneInfo) -> dict[str, Any]:
-    """Row: (log_id, user_pack_id, train_id, train_name, user_name, start_time, end_time,
-    seconds)."""
-    log_id, user_pack_id, train_id, train_name, user_name, start_time, end_time, seconds = row
-    ended = format_optional_time(end_time, zone)
+def record_list_item(row: RecordPageRow, zone: ZoneInfo) -> dict[str, Any]:
+    ended = format_optional_time(row.end_time, zone)
+    log_id = str(row.log_id)
     return {
-        "usageRecordId": str(log_id),
-        "logId": str(log_id),
-        "packId": str(user_pack_id),
-        "trainId": str(train_id),
-        "trainName": train_name,
-        "userName": user_name,
-        "duration": format_duration(seconds),
-        "createTime": format_time(start_time, zone),
+        "usageRecordId": log_id,
+        "logId": log_id,
+        "packId": str(row.user_pack_id),
+        "trainId": str(row.train_id),
+        "trainName": row.train_name,
+        "userName": row.user_name,
+        "duration": format_duration(row.seconds),
+        "createTime": format_time(row.start_time, zone),
         "endTime": ended,
         "finishTime": ended,
+        "leaseEndsAt": format_optional_time(row.lease_ends_at, zone),
     }
 
 
 def record_list(
-    rows: Sequence[Row], total: int, page_num: int, page_size: int, zone: ZoneInfo
+    rows: Sequence[RecordPageRow], total: int, page_num: int, page_size: int, zone: ZoneInfo
 ) -> dict[str, Any]:
     return {
         "list": [record_list_item(row, zone) for row in rows],
@@ -105,35 +110,20 @@ def record_list(
     }
 
 
-def record_detail(row: Row, zone: ZoneInfo) -> dict[str, Any]:
-    """Row: (train_id, train_name, user_id, user_name, start_time, end_time, seconds,
-    user_pack_id, pack_name, node_list, remaining)."""
-    (
-        train_id,
-        train_name,
-        user_id,
-        user_name,
-        start_time,
-        end_time,
-        seconds,
-        user_pack_id,
-        pack_name,
-        node_list,
-        remaining,
-    ) = row
-    started: datetime = start_time
+def record_detail(row: RecordDetailRow, zone: ZoneInfo) -> dict[str, Any]:
     return {
-        "trainId": train_id,
-        "trainName": train_name,
+        "trainId": row.train_id,
+        "trainName": row.train_name,
         "pack": {
-            "packId": user_pack_id,
-            "packName": pack_name,
-            "residueDuration": format_duration(remaining),
-            "nodeList": [detail_node(entry) for entry in node_list],
+            "packId": row.user_pack_id,
+            "packName": row.pack_name,
+            "residueDuration": format_duration(row.remaining),
+            "nodeList": [detail_node(entry) for entry in row.node_list],
         },
-        "userId": user_id,
-        "userName": user_name,
-        "duration": seconds,
-        "startTime": format_time(started, zone),
-        "endTime": format_optional_time(end_time, zone),
+        "userId": row.user_id,
+        "userName": row.user_name,
+        "duration": row.seconds,
+        "startTime": format_time(row.start_time, zone),
+        "endTime": format_optional_time(row.end_time, zone),
+        "leaseEndsAt": format_optional_time(row.lease_ends_at, zone),
     }

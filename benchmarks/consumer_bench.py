@@ -14,6 +14,11 @@
    event the time from publish to its offset being committed with the projections
    (p50/p99), polling the stored offsets every 10 ms. `--also-delay-at 4000,6000` does
    the same at fixed rates afterwards (the latency curve).
+5. `--heartbeats`: all of the above once more on a heartbeat-heavy workload of the same
+   size (`--events` events on `--packs` packs, its own topic and database): every
+   running training sends an `infinite.training.heartbeat` every `--heartbeat-seconds`
+   (event time) until it stops, and its start carries `leaseSeconds`. Both workloads'
+   figures are printed side by side.
 
 Needs the services of `ledger infra up` (or KAFKA_BOOTSTRAP_SERVERS / LEDGER_DATABASE_URL).
 """
@@ -32,6 +37,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,6 +47,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 
+from benchmarks.sink_ceiling import sink_ceiling
 from services.settings import get_settings
 from services.store.migrate import migrate
 
@@ -51,25 +58,65 @@ MAX_OPEN_TRAININGS = 3
 """Trainings running at once on one pack (of one node): beyond it, the next is a stop."""
 
 
+HEARTBEAT_SECONDS = 30
+BENCH_LEASE_SECONDS = 86_400
+"""The heartbeat workload's lease: the contract's longest. The histories end hours before
+`now`, so a lease of twice the heartbeat period would have lapsed every session still
+open at the end, and the run would measure the announcement of tens of thousands of
+lapses (a backlog) besides the heartbeats; `--lease-seconds` chooses another."""
+
+
 def make_events(
     total: int,
     packs: int,
     seed: int = 1,
     base: datetime = datetime(2026, 1, 1, tzinfo=UTC),
     then: int = 0,
+    heartbeat_seconds: float | None = None,
+    lease_seconds: int = BENCH_LEASE_SECONDS,
 ) -> list[tuple[bytes, bytes]]:
     """`total` events (~1% of them late, ~1% redelivered), followed by `then` more that
-    continue the same histories in order (the delay phase)."""
+    continue the same histories in order (the delay phase).
+
+    With `heartbeat_seconds`, each start carries `leaseSeconds` and every open training
+    heartbeats that often (event time) until its stop; the heartbeats count towards
+    `total`. Without, the events are those of earlier runs (the same random draws)."""
     rng = random.Random(seed)
+    beats = random.Random(seed + 1)  # the heartbeats' ids: the other draws stay as they were
     clock = {p: base + timedelta(seconds=p) for p in range(1, packs + 1)}
     open_trains: dict[int, list[int]] = {p: [] for p in range(1, packs + 1)}
+    next_beat: dict[int, datetime] = {}  # trainId -> its next heartbeat
+    period = timedelta(seconds=heartbeat_seconds or 0)
     out: list[tuple[bytes, bytes]] = []
     next_train = 1
+
+    def heartbeats(pack: int, until: datetime) -> None:
+        """The heartbeats of the pack's open trainings before `until`, in time order."""
+        due = []
+        for train in open_trains[pack]:
+            while train in next_beat and next_beat[train] < until:  # not a start being made
+                due.append((next_beat[train], train))
+                next_beat[train] += period
+        for at, train in sorted(due):
+            event = {
+                "specversion": "1.0",
+                "id": uuid.UUID(int=beats.getrandbits(128)).hex,
+                "source": "bench/scheduler",
+                "type": "infinite.training.heartbeat",
+                "time": at.isoformat(),
+                "data": {"userPackId": pack, "trainId": train},
+            }
+            out.append((str(pack).encode(), json.dumps(event, separators=(",", ":")).encode()))
 
     def emit(pack: int, type_: str, data: dict[str, Any]) -> None:
         clock[pack] += timedelta(
             seconds=rng.randint(1, 120), microseconds=rng.randint(0, 10**6 - 1)
         )
+        if heartbeat_seconds:
+            heartbeats(pack, clock[pack])
+            if type_ == "infinite.training.started":
+                data = {**data, "leaseSeconds": lease_seconds}
+                next_beat[data["trainId"]] = clock[pack] + period
         event = {
             "specversion": "1.0",
             "id": uuid.UUID(int=rng.getrandbits(128)).hex,
@@ -122,8 +169,10 @@ def make_events(
                 {"trainId": next_train, "trainName": "job", "userId": 7, "userName": "bench"},
             )
         else:
-            train = open_trains[pack].pop(0)
+            train = open_trains[pack][0]
             emit(pack, "infinite.training.stopped", {"trainId": train, "reason": "completed"})
+            open_trains[pack].pop(0)
+            next_beat.pop(train, None)
     out = out[: total + then]
     for i in range(packs, total - 1):  # ~1% late arrivals, ~1% redeliveries
         if rng.random() < 0.01:
@@ -328,43 +377,31 @@ async def measure_delay(
     return delays
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=500_000)
-    parser.add_argument("--packs", type=int, default=20_000)
-    parser.add_argument("--delay-seconds", type=float, default=20.0)
-    parser.add_argument(
-        "--consumers", type=int, default=1, help="`ledger consume` processes in the group"
-    )
-    parser.add_argument(
-        "--history-days",
-        type=float,
-        default=0.0,
-        help="how many days before the last 6 hours the events begin (0: a live stream)",
-    )
-    parser.add_argument(
-        "--also-delay-at",
-        type=lambda text: [float(rate) for rate in text.split(",") if rate],
-        default=[],
-        metavar="RATE,RATE",
-        help="also measure the delay at these fixed rates (events/s), after the half rate",
-    )
-    args = parser.parse_args()
+@dataclass
+class Figures:
+    """What one workload measured."""
+
+    label: str
+    events: int
+    raw: float
+    rate: float
+    ceiling: float
+    delays: list[tuple[float, float, float]]  # (rate, p50, p99)
+    log: list[Path]
+
+
+async def run_workload(
+    label: str,
+    args: argparse.Namespace,
+    everything: list[tuple[bytes, bytes]],
+) -> Figures:
+    """Steps 1-4 of the module's docstring for one workload, on its own topic and database."""
     settings = get_settings()
     bootstrap = settings.kafka_bootstrap_servers
     run = uuid.uuid4().hex[:8]
     topic, group = f"bench-{run}", f"bench-{run}"
-
-    print(f"generating {args.events:,} events on {args.packs:,} packs ...", flush=True)
-    # Event times of a live platform: the last hours, so that exhaustions fall due as the
-    # stream goes (a history from long ago would make every pack's exhaustion overdue and
-    # add a backlog of thousands of notices to publish: --history-days measures that).
-    now = datetime.now(UTC).replace(microsecond=0)
-    history_start = now - timedelta(days=args.history_days, hours=6)
-    # The delay phase continues the same histories (enough for 25,000 events/s).
-    needed = int((25_000 / 2 + sum(args.also_delay_at)) * args.delay_seconds)
-    everything = make_events(args.events, args.packs, base=history_start, then=needed)
     events, continuation = everything[: args.events], everything[args.events :]
+    print(f"--- {label}: {args.events:,} events on {args.packs:,} packs", flush=True)
     await create_topic(bootstrap, topic)
     took = await publish(bootstrap, topic, events)
     print(f"published in {took:.1f}s ({args.events / took:,.0f}/s)", flush=True)
@@ -382,6 +419,7 @@ async def main() -> None:
         Path(tempfile.gettempdir()) / f"bench-consumer-{run}-{n}.log" for n in range(args.consumers)
     ]
     consumers = [start_consumer(bootstrap, url, topic, group, log) for log in logs]
+    measured: list[tuple[float, float, float]] = []  # (rate, p50, p99)
     try:
         rate, total_s = ledger_rate(url, group, args.events)
         print(
@@ -403,7 +441,6 @@ async def main() -> None:
         )
 
         half = rate / 2
-        measured: list[tuple[float, float, float]] = []  # (rate, p50, p99)
         for delay_rate in [half, *args.also_delay_at]:
             more, continuation = (
                 continuation[: int(delay_rate * args.delay_seconds)],
@@ -426,23 +463,123 @@ async def main() -> None:
             consumer.terminate()
         for consumer in consumers:
             consumer.wait(timeout=30)
-    print()
-    print("| measure | value |")
-    print("|---|---|")
-    print(f"| raw aiokafka consume | {raw:,.0f} events/s |")
-    print(
-        f"| ledger consume x{args.consumers} (Kafka -> committed projections) "
-        f"| {rate:,.0f} events/s |"
-    )
-    print(f"| ratio ledger / raw | {rate / raw:.2f} |")
-    for delay_rate, p50, p99 in measured:
-        print(
-            f"| delay p50 / p99 at {delay_rate:,.0f} events/s "
-            f"| {p50 * 1000:.0f} ms / {p99 * 1000:.0f} ms |"
-        )
-    print(f"consumer logs: {' '.join(map(str, logs))}")
+    # The sink's own ceiling: the same batches' statements, rows formatted beforehand.
+    ceiling_db = f"bench_{run}_ceiling"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{ceiling_db}"')
+    ceiling_url = admin_url.rsplit("/", 1)[0] + f"/{ceiling_db}"
+    migrate(ceiling_url)
+    ceiling = await sink_ceiling(ceiling_url, events, settings.batch_max_records)
+    print(f"sink ceiling (PostgreSQL alone, rows formatted beforehand): {ceiling:,.0f} events/s")
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{database}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{ceiling_db}"')
+    return Figures(label, args.events, raw, rate, ceiling, measured, logs)
+
+
+def print_table(figures: list[Figures], consumers: int) -> None:
+    """One column per workload: the same measures side by side."""
+    print()
+    print("| measure | " + " | ".join(f.label for f in figures) + " |")
+    print("|---|" + "---|" * len(figures))
+
+    def row(name: str, cells: list[str]) -> None:
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+    row("raw aiokafka consume", [f"{f.raw:,.0f} events/s" for f in figures])
+    row(
+        f"ledger consume x{consumers} (Kafka -> committed projections)",
+        [f"{f.rate:,.0f} events/s" for f in figures],
+    )
+    row("ratio ledger / raw", [f"{f.rate / f.raw:.2f}" for f in figures])
+    row(
+        "sink ceiling (PostgreSQL alone, rows formatted beforehand)",
+        [f"{f.ceiling:,.0f} events/s" for f in figures],
+    )
+    row("ratio ledger / sink ceiling", [f"{f.rate / f.ceiling:.2f}" for f in figures])
+    for index in range(max(len(f.delays) for f in figures)):
+        cells = []
+        for f in figures:
+            if index < len(f.delays):
+                r, p50, p99 = f.delays[index]
+                cells.append(f"{r:,.0f} events/s: {p50 * 1000:.0f} ms / {p99 * 1000:.0f} ms")
+            else:
+                cells.append("-")
+        row(
+            "delay p50 / p99 at " + ("half the ledger rate" if index == 0 else "a fixed rate"),
+            cells,
+        )
+    for f in figures:
+        print(f"consumer logs ({f.label}): {' '.join(map(str, f.log))}")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=500_000)
+    parser.add_argument("--packs", type=int, default=20_000)
+    parser.add_argument("--delay-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--consumers", type=int, default=1, help="`ledger consume` processes in the group"
+    )
+    parser.add_argument(
+        "--history-days",
+        type=float,
+        default=0.0,
+        help="how many days before the last 6 hours the events begin (0: a live stream)",
+    )
+    parser.add_argument(
+        "--also-delay-at",
+        type=lambda text: [float(rate) for rate in text.split(",") if rate],
+        default=[],
+        metavar="RATE,RATE",
+        help="also measure the delay at these fixed rates (events/s), after the half rate",
+    )
+    parser.add_argument(
+        "--heartbeats",
+        action="store_true",
+        help="also run a heartbeat-heavy workload of the same size, figures side by side",
+    )
+    parser.add_argument(
+        "--heartbeat-seconds",
+        type=float,
+        default=HEARTBEAT_SECONDS,
+        help="event-time period of each running training's heartbeats (--heartbeats)",
+    )
+    parser.add_argument(
+        "--lease-seconds",
+        type=int,
+        default=BENCH_LEASE_SECONDS,
+        help="leaseSeconds on the heartbeat workload's starts (1-86400)",
+    )
+    args = parser.parse_args()
+
+    print(f"generating {args.events:,} events on {args.packs:,} packs ...", flush=True)
+    # Event times of a live platform: the last hours, so that exhaustions fall due as the
+    # stream goes (a history from long ago would make every pack's exhaustion overdue and
+    # add a backlog of thousands of notices to publish: --history-days measures that).
+    now = datetime.now(UTC).replace(microsecond=0)
+    history_start = now - timedelta(days=args.history_days, hours=6)
+    # The delay phase continues the same histories (enough for 25,000 events/s).
+    needed = int((25_000 / 2 + sum(args.also_delay_at)) * args.delay_seconds)
+    workloads = [("no heartbeats", None)]
+    if args.heartbeats:
+        label = f"heartbeats every {args.heartbeat_seconds:g} s, lease {args.lease_seconds} s"
+        workloads.append((label, args.heartbeat_seconds))
+    figures = []
+    for label, heartbeat_seconds in workloads:
+        everything = make_events(
+            args.events,
+            args.packs,
+            base=history_start,
+            then=needed,
+            heartbeat_seconds=heartbeat_seconds,
+            lease_seconds=args.lease_seconds,
+        )
+        if heartbeat_seconds:
+            beats = sum(b'"infinite.training.heartbeat"' in value for _, value in everything)
+            print(f"{label}: {beats / len(everything):.0%} of the events are heartbeats")
+        figures.append(await run_workload(label, args, everything))
+    print_table(figures, args.consumers)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from services.consumer.parsing import parse_batch
 from services.consumer.records import SourceRecord
 from services.consumer.state_cache import StateCache
 from services.settings import get_settings
+from services.store.batch_store import PostgresBatchStore
 from services.store.connection import connect
 from services.store.migrate import migrate
 
@@ -61,10 +62,11 @@ def _backend_cpu(pid: int) -> float:
 async def run(url: str, records: list[SourceRecord], loaded: int, size: int, mode: str) -> dict:
     conn, side = await connect(url), await connect(url)
     cache = StateCache()
+    terms = get_settings().terms  # the fold's settings, as the consumer folds with them
     try:
         for start in range(0, loaded, LOAD_BATCH):
             batch = await parse_batch(records[start : min(start + LOAD_BATCH, loaded)])
-            await ingest_parsed(conn, "bench", batch, cache)
+            await ingest_parsed(conn, "bench", batch, cache, terms=terms)
         cur = await conn.execute("SELECT pg_backend_pid()")
         row = await cur.fetchone()
         assert row is not None
@@ -79,14 +81,16 @@ async def run(url: str, records: list[SourceRecord], loaded: int, size: int, mod
             if mode == "ahead":
                 before = NOTHING_IN_FLIGHT if previous is None else await previous.wait()
                 if before is not None:
-                    ahead = await plan_ahead(side, batch, before, cache)
+                    ahead = await plan_ahead(
+                        PostgresBatchStore("bench", conn=side), batch, before, cache, terms=terms
+                    )
             if in_flight is not None:
                 await in_flight
             if previous is not None and previous.void:
                 ahead = None
             handoff = Handoff()
             in_flight = asyncio.create_task(
-                ingest_parsed(conn, "bench", batch, cache, ahead, handoff)
+                ingest_parsed(conn, "bench", batch, cache, ahead, handoff, terms=terms)
             )
             previous = handoff
         if in_flight is not None:

@@ -100,7 +100,7 @@ def one_run(url: str, profile: str | None) -> ReplayReport:
     profiler = cProfile.Profile() if profile else None
     if profiler is not None:
         profiler.enable()
-    report = replay(url, ReplayOptions(progress=False))
+    report = replay(url, ReplayOptions(progress=False, terms=get_settings().terms))
     if profiler is not None and profile is not None:
         profiler.disable()
         profiler.dump_stats(profile)
@@ -129,7 +129,7 @@ async def from_kafka(total: int, packs: int) -> None:
         migrate(url)
         report = await rebuild_from_kafka(
             url, bootstrap, topic, "ledger", batch_max_records=settings.batch_max_records,
-            progress=False,
+            progress=False, terms=settings.terms,
         )  # fmt: skip
         print(
             f"--from-kafka: {report.records:,} records ({report.appended:,} appended, "
@@ -182,7 +182,7 @@ def main() -> None:
         )
         if args.verify:
             started = time.perf_counter()
-            checked = verify(url, progress=False)
+            checked = verify(url, progress=False, terms=get_settings().terms)
             print(f"verify ({time.perf_counter() - started:.1f}s): {checked.summary()}")
     finally:
         if args.keep or args.database:

@@ -8,7 +8,9 @@ so the models stay the single source of truth. Regenerate after changing the mod
     uv run python -m events.json_schema --check  # exit 1 if a file is stale
 
 What JSON Schema cannot say, and only the consumer checks: `subject`, when present, must
-equal `data.userPackId` (as decimal digits); digit-string ids must be below 2^63.
+name `data.userPackId` (digits compared as numbers); digit-string ids must be below 2^63;
+times must fall, in UTC, between 0001-01-02 and 9999-12-30 (events/times.py); a string
+must not hold U+0000 (events/nul.py).
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from events.envelope import ExhaustedEvent, PackEvent
+from events.envelope import ExhaustedEvent, LapsedEvent, LowEvent, PackEvent
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schema"
 INBOUND_FILE = "pack-event.schema.json"
 EXHAUSTED_FILE = "pack-exhausted.schema.json"
+LOW_FILE = "pack-low.schema.json"
+LAPSED_FILE = "training-lapsed.schema.json"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 _ENVELOPE_DOCS = {
@@ -39,9 +43,14 @@ _ENVELOPE_DOCS = {
     "type": "The event type; selects the shape of `data`.",
     "time": (
         "RFC 3339 timestamp with an offset: when the fact happened. Durations are computed "
-        "from these times, never from arrival time."
+        "from these times, never from arrival time. In UTC between 0001-01-02T00:00:00Z "
+        "and 9999-12-30T23:59:59.999999Z (checked by the consumer); a leap second (:60) is "
+        "read as 59.999999."
     ),
-    "subject": "Optional: the userPackId as a string of digits; must equal data.userPackId.",
+    "subject": (
+        "Optional: the userPackId as a string of digits; must name data.userPackId "
+        '(compared as numbers: "0076" names 76).'
+    ),
     "datacontenttype": 'Optional: "application/json".',
     "data": "The fact itself; see the definition for this type.",
 }
@@ -50,11 +59,12 @@ _FIELD_DOCS: dict[str, dict[str, str]] = {
     "PurchasedEvent": _ENVELOPE_DOCS,
     "AdjustedEvent": _ENVELOPE_DOCS,
     "StartedEvent": _ENVELOPE_DOCS,
+    "HeartbeatEvent": _ENVELOPE_DOCS,
     "StoppedEvent": _ENVELOPE_DOCS,
     "PackPurchased": {
         "userPackId": "The pack. Also the Kafka record key (decimal digits).",
         "userId": "The pack's owner.",
-        "userName": "Optional: the owner's display name.",
+        "userName": "Optional: the owner's display name (at most 255 characters).",
         "packName": "1-255 characters.",
         "packDurationType": "type.timing: a budget of seconds; type.activity: unlimited use.",
         "durationSeconds": "The budget in seconds (>= 0); required for type.timing.",
@@ -73,24 +83,64 @@ _FIELD_DOCS: dict[str, dict[str, str]] = {
     "PackAdjusted": {
         "userPackId": "The pack.",
         "deltaSeconds": "Seconds added (> 0) or taken away (< 0); never 0.",
-        "reason": "Why: top-up, refund, compensation, ...",
+        "reason": "Why: top-up, refund, compensation, ... (at most 1000 characters).",
     },
     "TrainingStarted": {
         "userPackId": "The pack the training consumes.",
         "trainId": "The training; its session closes at the stop with the same trainId.",
-        "trainName": "Display name (at most 255 characters).",
+        "trainName": "Display name (1-1000 characters).",
         "userId": "Who runs the training.",
-        "userName": "Display name of who runs it.",
+        "userName": "Display name of who runs it (at most 255 characters).",
+        "leaseSeconds": (
+            "Optional: the session's lease, 1-86400 seconds. The session ends at start + "
+            "leaseSeconds (reason leaseExpired) unless a heartbeat or the stop comes first; "
+            "each heartbeat at time h moves the end to h + leaseSeconds. Without it, the "
+            "ledger's LEDGER_DEFAULT_LEASE_SECONDS applies (none by default)."
+        ),
+    },
+    "TrainingHeartbeat": {
+        "userPackId": "The pack.",
+        "trainId": (
+            "The training still running at the event's time: its open session's lease is "
+            "renewed (no effect on a session without a lease, or one already lapsed)."
+        ),
     },
     "TrainingStopped": {
         "userPackId": "The pack.",
         "trainId": "The training whose open session this stop closes.",
-        "reason": "Optional: completed, failed, cancelled, exhausted or any string.",
+        "reason": (
+            "Optional: completed, failed, cancelled, exhausted or any string "
+            "(at most 1000 characters)."
+        ),
     },
     "PackExhausted": {
         "userPackId": "The timing pack whose remaining time reached 0.",
         "trainIds": "The trainings open on the pack at that moment: stop them.",
         "exhaustedAt": "When the remaining time reached 0 (event time).",
+    },
+    "PackLow": {
+        "userPackId": "The timing pack whose remaining time fell to the threshold or below.",
+        "thresholdSeconds": "The threshold of LEDGER_LOW_BALANCE_SECONDS that was crossed.",
+        "crossedAt": (
+            "When the remaining time first stood at thresholdSeconds or below (event time)."
+        ),
+        "trainIds": "The trainings open on the pack when the notice was recorded.",
+        "exhaustsAt": (
+            "When the open sessions, as they stood then, drive the remaining time to 0;"
+            " null without an open session."
+        ),
+    },
+    "TrainingLapsed": {
+        "userPackId": "The pack the session consumed.",
+        "trainId": "The training whose session lapsed: its scheduler sent no heartbeat in time.",
+        "logId": (
+            "The session's usage record (the API's logId; derived from the start event's id)."
+            " Below 2^63: read it as a 64-bit integer."
+        ),
+        "lapsedAt": (
+            "The session's lease end (event time): the session ended then, charged up to it,"
+            " as if stopped with reason leaseExpired."
+        ),
     },
 }
 
@@ -98,6 +148,7 @@ _TYPE_DOCS = {
     "PurchasedEvent": "infinite.pack.purchased: a pack was bought (one per userPackId).",
     "AdjustedEvent": "infinite.pack.adjusted: seconds added to or taken from a timing pack.",
     "StartedEvent": "infinite.training.started: a training began consuming a pack.",
+    "HeartbeatEvent": "infinite.training.heartbeat: a training is still running.",
     "StoppedEvent": "infinite.training.stopped: a training stopped.",
 }
 
@@ -110,6 +161,21 @@ _EXHAUSTED_DOCS = {
     "subject": "The userPackId as a string of digits.",
     "datacontenttype": 'Always "application/json".',
     "data": "Which pack and trainings.",
+}
+
+_LOW_DOCS = {
+    **_EXHAUSTED_DOCS,
+    "type": 'Always "infinite.pack.low".',
+    "time": "Same instant as data.crossedAt.",
+    "data": "Which pack, which threshold, when, and the trainings running on it.",
+}
+
+
+_LAPSED_DOCS = {
+    **_EXHAUSTED_DOCS,
+    "type": 'Always "infinite.training.lapsed".',
+    "time": "Same instant as data.lapsedAt.",
+    "data": "Which pack, training and usage record, and when the session ended.",
 }
 
 
@@ -125,8 +191,10 @@ def inbound_schema() -> dict[str, Any]:
             "structured JSON mode (application/cloudevents+json, UTF-8). The record key is "
             "data.userPackId as decimal digits. Ids are positive integers below 2^63, sent as "
             "JSON numbers or strings of digits. Unknown CloudEvents extension attributes and "
-            "unknown data fields are accepted and ignored. Not expressible here, checked by "
-            "the consumer: subject, when present, equals data.userPackId."
+            "unknown data fields are accepted and ignored. Counts are JSON integers (3600.0 "
+            "is 3600). Not expressible here, checked by the consumer: subject, when present, "
+            "names data.userPackId; digit-string ids are below 2^63; times fall, in UTC, "
+            "between 0001-01-02 and 9999-12-30; no string holds U+0000."
         ),
         **generated,
     }
@@ -136,12 +204,14 @@ def inbound_schema() -> dict[str, Any]:
     return schema
 
 
-def exhausted_schema() -> dict[str, Any]:
-    """The JSON Schema of one record value on `pack-events.out` (the ledger's notices)."""
-    generated = TypeAdapter(ExhaustedEvent).json_schema(mode="serialization")
+def _notice_schema(
+    model: type, file: str, docs: dict[str, str], title: str, description: str
+) -> dict[str, Any]:
+    """The JSON Schema of one kind of record value on `pack-events.out`."""
+    generated = TypeAdapter(model).json_schema(mode="serialization")
     # The ledger always sends every attribute, defaults included.
     generated["required"] = list(generated["properties"])
-    for name, text in _EXHAUSTED_DOCS.items():
+    for name, text in docs.items():
         generated["properties"][name]["description"] = text
     _document(generated["$defs"], _FIELD_DOCS)
     _strip_titles(generated)
@@ -149,17 +219,60 @@ def exhausted_schema() -> dict[str, Any]:
     generated.pop("description", None)
     return {
         "$schema": DIALECT,
-        "$id": f"urn:infinite-ledger:schema:{EXHAUSTED_FILE}",
-        "title": "INFINITE pack exhausted notice",
-        "description": (
-            "One record value on the Kafka topic pack-events.out: the ledger's CloudEvent "
-            "infinite.pack.exhausted, published once per exhaustion when the open sessions of "
-            "a timing pack drive its remaining time to 0, so that schedulers stop the "
-            "trainings. The record key is data.userPackId as decimal digits. The id is stable "
-            "across replays: dedupe by id."
-        ),
+        "$id": f"urn:infinite-ledger:schema:{file}",
+        "title": title,
+        "description": description,
         **generated,
     }
+
+
+def exhausted_schema() -> dict[str, Any]:
+    """The JSON Schema of an exhaustion notice on `pack-events.out`."""
+    return _notice_schema(
+        ExhaustedEvent,
+        EXHAUSTED_FILE,
+        _EXHAUSTED_DOCS,
+        "INFINITE pack exhausted notice",
+        "One record value on the Kafka topic pack-events.out: the ledger's CloudEvent "
+        "infinite.pack.exhausted, published once per exhaustion when the open sessions of "
+        "a timing pack drive its remaining time to 0, and once more for each training "
+        "started on the pack after that exhaustion began, so that schedulers stop the "
+        "trainings. The record key is data.userPackId as decimal digits. The id is stable "
+        "across replays: dedupe by id.",
+    )
+
+
+def low_schema() -> dict[str, Any]:
+    """The JSON Schema of a low-balance notice on `pack-events.out`."""
+    return _notice_schema(
+        LowEvent,
+        LOW_FILE,
+        _LOW_DOCS,
+        "INFINITE pack low-balance notice",
+        "One record value on the Kafka topic pack-events.out: the ledger's CloudEvent "
+        "infinite.pack.low, published once per crossing when a timing pack's remaining "
+        "time falls from above a threshold of LEDGER_LOW_BALANCE_SECONDS to it or below "
+        "(running sessions or a negative adjustment); it is sent again only after the "
+        "remaining time rose above the threshold. The record key is data.userPackId as "
+        "decimal digits. The id is derived from (pack, threshold, crossedAt): a replay "
+        "publishes the same id again; dedupe by id.",
+    )
+
+
+def lapsed_schema() -> dict[str, Any]:
+    """The JSON Schema of a lapse notice on `pack-events.out`."""
+    return _notice_schema(
+        LapsedEvent,
+        LAPSED_FILE,
+        _LAPSED_DOCS,
+        "INFINITE training lapsed notice",
+        "One record value on the Kafka topic pack-events.out: the ledger's CloudEvent "
+        "infinite.training.lapsed, published once per lapse when a session's lease "
+        "(leaseSeconds on its start, renewed by heartbeats) ends before its stop: the "
+        "session ended at its lease end, as if stopped with reason leaseExpired. The "
+        "record key is data.userPackId as decimal digits. The id is derived from (pack, "
+        "logId, lapsedAt): a replay publishes the same id again; dedupe by id.",
+    )
 
 
 def _document(defs: dict[str, Any], docs: dict[str, dict[str, str]]) -> None:
@@ -187,6 +300,8 @@ def expected_files() -> dict[str, str]:
     return {
         INBOUND_FILE: render(inbound_schema()),
         EXHAUSTED_FILE: render(exhausted_schema()),
+        LOW_FILE: render(low_schema()),
+        LAPSED_FILE: render(lapsed_schema()),
     }
 
 

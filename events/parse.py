@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from events.envelope import INBOUND_TYPES, AnyPackEvent, PackEvent
+from events.nul import nul_refusal
 
 _ADAPTER: TypeAdapter[AnyPackEvent] = TypeAdapter(PackEvent)
 
@@ -19,11 +20,6 @@ class Refusal:
     reason: str
 
 
-NUL_REASON = "contains the character U+0000, which the ledger cannot store"
-_NUL_ESCAPE = "\\u0000"
-_NUL_ESCAPE_BYTES = _NUL_ESCAPE.encode()
-
-
 def parse_event(value: bytes | str | None) -> AnyPackEvent | Refusal:
     """One record value -> an event, or the reason it is refused. Never raises.
 
@@ -32,9 +28,9 @@ def parse_event(value: bytes | str | None) -> AnyPackEvent | Refusal:
     """
     if value is None:
         return Refusal("empty record: no value")
-    found = _NUL_ESCAPE_BYTES in value if isinstance(value, bytes) else _NUL_ESCAPE in value
-    if found:
-        return Refusal(NUL_REASON)
+    nul = nul_refusal(value)
+    if nul is not None:
+        return Refusal(nul)
     try:
         return _ADAPTER.validate_json(value)
     except ValidationError as error:

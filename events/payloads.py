@@ -7,7 +7,14 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from events.ids import EntityId, EventTime, NonNegative, NonNegativeSeconds, Seconds
+from events.ids import (
+    EntityId,
+    EventTime,
+    LeaseSeconds,
+    NonNegative,
+    NonNegativeSeconds,
+    Seconds,
+)
 
 
 class _Data(BaseModel):
@@ -75,7 +82,7 @@ class PackPurchased(_Data):
 class PackAdjusted(_Data):
     userPackId: EntityId
     deltaSeconds: Seconds = Field(json_schema_extra={"not": {"const": 0}})
-    reason: str
+    reason: str = Field(max_length=1000)
 
     @model_validator(mode="after")
     def _non_zero(self) -> Self:
@@ -87,15 +94,25 @@ class PackAdjusted(_Data):
 class TrainingStarted(_Data):
     userPackId: EntityId
     trainId: EntityId
-    trainName: str = Field(max_length=255)
+    trainName: str = Field(min_length=1, max_length=1000)
     userId: EntityId
     userName: str = Field(max_length=255)
+    # Optional: without it the setting LEDGER_DEFAULT_LEASE_SECONDS applies (none by
+    # default: the session stays open until its stop).
+    leaseSeconds: LeaseSeconds | None = None
+
+
+class TrainingHeartbeat(_Data):
+    """The training is still running at the event's time: its session's lease is renewed."""
+
+    userPackId: EntityId
+    trainId: EntityId
 
 
 class TrainingStopped(_Data):
     userPackId: EntityId
     trainId: EntityId
-    reason: str | None = None
+    reason: str | None = Field(default=None, max_length=1000)
 
 
 class PackExhausted(_Data):
@@ -104,3 +121,24 @@ class PackExhausted(_Data):
     userPackId: EntityId
     trainIds: list[EntityId]
     exhaustedAt: EventTime
+
+
+class PackLow(_Data):
+    """Published by the ledger: a timing pack's remaining time fell to a low-balance
+    threshold (`LEDGER_LOW_BALANCE_SECONDS`) or below."""
+
+    userPackId: EntityId
+    thresholdSeconds: int = Field(ge=1)
+    crossedAt: EventTime
+    trainIds: list[EntityId]
+    exhaustsAt: EventTime | None
+
+
+class TrainingLapsed(_Data):
+    """Published by the ledger: a session's lease ended before its stop came, so the
+    session ended then, as if stopped with reason `leaseExpired` (CONTRACT.md section 2)."""
+
+    userPackId: EntityId
+    trainId: EntityId
+    logId: EntityId
+    lapsedAt: EventTime

@@ -12,9 +12,16 @@ from collections.abc import Iterable
 
 from projections.fold import apply_in_order
 from projections.state import LedgerEntry, PackState
+from projections.terms import DEFAULT_TERMS, Terms
 
 
-def resume(snapshot: PackState, tail: Iterable[LedgerEntry], event_count: int) -> PackState | None:
+def resume(
+    snapshot: PackState,
+    tail: Iterable[LedgerEntry],
+    event_count: int,
+    *,
+    terms: Terms = DEFAULT_TERMS,
+) -> PackState | None:
     """`snapshot` brought up to `event_count` applied entries by `tail`, the pack's ledger
     entries with a position above `snapshot.max_position`; `snapshot` is changed in place.
 
@@ -26,4 +33,4 @@ def resume(snapshot: PackState, tail: Iterable[LedgerEntry], event_count: int) -
     entries = list(tail)
     if snapshot.event_count + len(entries) != event_count:
         return None
-    return snapshot if apply_in_order(snapshot, entries) is not None else None
+    return snapshot if apply_in_order(snapshot, entries, terms=terms) is not None else None

@@ -1,7 +1,7 @@
 """A pack's state as JSON, stored beside its read model so the next event applies to it.
 
 Closed sessions are not part of it: they never influence later events and live in the
-usage records. Only open sessions, the counters and the last applied key are kept.
+usage records. Only open sessions, the counters and the last applied instant are kept.
 """
 
 from __future__ import annotations
@@ -11,81 +11,99 @@ from datetime import datetime
 from typing import Any
 
 from events.payloads import DurationType, Node
-from projections.state import Audit, PackState, Purchase, UsageRecord
+from projections.codegen import compiled
+from projections.state import (
+    AUDIT_FIELDS,
+    OPEN_SESSION_FIELDS,
+    STATE_FIELDS,
+    Audit,
+    Kind,
+    PackState,
+    Purchase,
+    UsageRecord,
+    time_text,
+)
 
-VERSION = 2
-"""2 adds `maxPosition`; a version 1 document is still read (its maxPosition taken to be
-its lastPosition: a resume that finds the guess wrong re-folds, see `projections.resume`)."""
+VERSION = 4
+"""2 adds `maxPosition`; 3 drops `lastPosition` (arrival no longer orders the fold); 4 adds
+leases (`leaseSeconds`, `leaseEndsAt` of each open session) and the audit's
+`orphanHeartbeats`. Older documents are still read: a version 1 document's maxPosition is
+taken to be its lastPosition (a resume that finds the guess wrong re-folds, see
+`projections.resume`); before version 4 no session had a lease and no heartbeat was kept."""
+READABLE = (1, 2, 3, VERSION)
+
+LATER_KEYS = frozenset({"leaseSeconds", "leaseEndsAt", "orphanHeartbeats"})
+"""Keys a document of an older version may lack: absent, the field keeps its default."""
 
 
-def to_snapshot(state: PackState, *, with_purchase: bool = True) -> dict[str, Any]:
-    """The state as JSON. Without the purchase (which the pack's read model already holds
-    in its columns) only a reference to it is kept: the consumer's hot path."""
-    purchase = state.purchase
-    if purchase is not None and not with_purchase:
-        purchase_doc: dict[str, Any] | None = {
-            "eventId": purchase.event_id,
-            "position": purchase.position,
-            "durationSeconds": purchase.duration_seconds,
-            "inColumns": True,
-        }
-    else:
-        purchase_doc = None if purchase is None else _purchase_to_json(purchase)
-    return {
-        "v": VERSION,
-        "userPackId": state.user_pack_id,
-        "purchase": purchase_doc,
-        "adjustments": state.adjustments,
-        "charged": state.charged,
-        "open": [_open_to_json(record) for record in state.open_sessions.values()],
-        "lastTime": _time(state.last_time),
-        "lastPosition": state.last_position,
-        "maxPosition": state.max_position,
-        "exhaustedSince": _time(state.exhausted_since),
-        "eventCount": state.event_count,
-        "audit": {  # copies: the document must not change as the state moves on
-            "conflictingPurchases": list(state.audit.conflicting_purchases),
-            "duplicateStarts": list(state.audit.duplicate_starts),
-            "orphanStops": list(state.audit.orphan_stops),
-        },
-    }
+def _dumped(owner: str, name: str, kind: Kind, text: str) -> str:
+    """The expression that gives field `name` of `owner` as JSON."""
+    value = f"{owner}.{name}"
+    if kind is Kind.PURCHASE:
+        return f"_purchase_to_json({value}, with_purchase)"
+    if kind is Kind.SESSIONS:
+        return f"[_open_to_json(record) for record in {value}.values()]"
+    if kind is Kind.AUDIT:  # copies: the document must not change as the state moves on
+        return "{" + ", ".join(f"{k!r}: list({value}.{n})" for n, k, _ in AUDIT_FIELDS) + "}"
+    if kind is Kind.TIME:
+        return f"{owner}.{text}()" if text else f"_time({value})"
+    if kind is Kind.LOWS:
+        return f"_lows_to_json({value})"
+    return value
+
+
+def _dict_source(
+    function: str, owner: str, cls: type, declared: list[tuple[str, str, Kind]], head: str = ""
+) -> str:
+    items = ", ".join(
+        f"{key!r}: {_dumped(owner, name, kind, time_text(cls, name))}"
+        for name, key, kind in declared
+    )
+    return f"def {function}({owner}, with_purchase=True):\n    return {{{head}{items}}}\n"
+
+
+_NAMESPACE: dict[str, Any] = {}
+to_snapshot = compiled(
+    "to_snapshot",
+    _dict_source("to_snapshot", "state", PackState, STATE_FIELDS, head="'v': VERSION, "),
+    _NAMESPACE,
+)
+to_snapshot.__doc__ = """The state as JSON, field by field as `projections.state` declares
+them. Without the purchase (which the pack's read model already holds in its columns) only
+a reference to it is kept: the consumer's hot path."""
+_open_to_json = compiled(
+    "_open_to_json",
+    _dict_source("_open_to_json", "record", UsageRecord, OPEN_SESSION_FIELDS),
+    _NAMESPACE,
+)
 
 
 def from_snapshot(doc: dict[str, Any], columns: PurchaseColumns | None = None) -> PackState:
     """The state back from JSON; a snapshot written without its purchase needs the
     read model's purchase `columns`."""
-    if doc.get("v") not in (1, VERSION):
-        raise ValueError(f"unknown snapshot version {doc.get('v')!r}")
-    purchase_doc = doc["purchase"]
-    purchase: Purchase | None
-    if purchase_doc is None:
-        purchase = None
-    elif purchase_doc.get("inColumns"):
-        if columns is None:
-            raise ValueError("this snapshot keeps its purchase in the read model's columns")
-        purchase = columns.purchase(purchase_doc)
-    else:
-        purchase = _purchase_from_json(purchase_doc)
-    state = PackState(
-        user_pack_id=int(doc["userPackId"]),
-        purchase=purchase,
-        adjustments=int(doc["adjustments"]),
-        charged=int(doc["charged"]),
-        last_time=_parse_time(doc["lastTime"]),
-        last_position=int(doc["lastPosition"]),
-        max_position=int(doc.get("maxPosition", doc["lastPosition"])),
-        exhausted_since=_parse_time(doc["exhaustedSince"]),
-        event_count=int(doc["eventCount"]),
-        audit=Audit(
-            conflicting_purchases=list(doc["audit"]["conflictingPurchases"]),
-            duplicate_starts=list(doc["audit"]["duplicateStarts"]),
-            orphan_stops=list(doc["audit"]["orphanStops"]),
-        ),
-    )
-    for item in doc["open"]:
-        record = _open_from_json(item)
-        state.open_sessions[record.train_id] = record
-    return state
+    version = doc.get("v")
+    if version not in READABLE:
+        raise ValueError(f"unknown snapshot version {version!r}")
+    if version == 1:  # before maxPosition: the last position stands in for it
+        doc = {**doc, "maxPosition": doc["lastPosition"]}
+    values: dict[str, Any] = {}
+    for name, key, kind in STATE_FIELDS:
+        if kind is Kind.LOWS:  # a later addition: a document without it has no thresholds
+            values[name] = _lows_from_json(doc.get(key))
+            continue
+        item = doc[key]
+        if kind is Kind.PURCHASE:
+            values[name] = _purchase_from_json(item, columns)
+        elif kind is Kind.SESSIONS:
+            records = (_open_from_json(record) for record in item)
+            values[name] = {record.train_id: record for record in records}
+        elif kind is Kind.AUDIT:
+            values[name] = Audit(*(list(item.get(key, ())) for _, key, _ in AUDIT_FIELDS))
+        elif kind is Kind.TIME:
+            values[name] = _parse_time(item)
+        else:
+            values[name] = item
+    return PackState(**values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +141,41 @@ def _parse_time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def _purchase_to_json(purchase: Purchase) -> dict[str, Any]:
+Lows = tuple[tuple[int, bool, tuple[datetime, ...]], ...]
+
+
+def _lows_to_json(lows: Lows) -> dict[str, Any]:
+    return {
+        str(threshold): {"armed": armed, "crossings": [at.isoformat() for at in crossings]}
+        for threshold, armed, crossings in lows
+    }
+
+
+def _lows_from_json(doc: dict[str, Any] | None) -> Lows:
+    if not doc:
+        return ()
+    return tuple(
+        sorted(
+            (
+                int(threshold),
+                bool(item["armed"]),
+                tuple(map(datetime.fromisoformat, item["crossings"])),
+            )
+            for threshold, item in doc.items()
+        )
+    )
+
+
+def _purchase_to_json(purchase: Purchase | None, whole: bool) -> dict[str, Any] | None:
+    if purchase is None:
+        return None
+    if not whole:
+        return {
+            "eventId": purchase.event_id,
+            "position": purchase.position,
+            "durationSeconds": purchase.duration_seconds,
+            "inColumns": True,
+        }
     return {
         "eventId": purchase.event_id,
         "position": purchase.position,
@@ -138,7 +190,15 @@ def _purchase_to_json(purchase: Purchase) -> dict[str, Any]:
     }
 
 
-def _purchase_from_json(doc: dict[str, Any]) -> Purchase:
+def _purchase_from_json(
+    doc: dict[str, Any] | None, columns: PurchaseColumns | None
+) -> Purchase | None:
+    if doc is None:
+        return None
+    if doc.get("inColumns"):
+        if columns is None:
+            raise ValueError("this snapshot keeps its purchase in the read model's columns")
+        return columns.purchase(doc)
     buy = _parse_time(doc["buyDatetime"])
     assert buy is not None
     return Purchase(
@@ -155,25 +215,20 @@ def _purchase_from_json(doc: dict[str, Any]) -> Purchase:
     )
 
 
-def _open_to_json(record: UsageRecord) -> dict[str, Any]:
-    return {
-        "logId": record.log_id,
-        "trainId": record.train_id,
-        "trainName": record.train_name,
-        "userId": record.user_id,
-        "userName": record.user_name,
-        "startTime": record.start_text(),
-        "startEventId": record.start_event_id,
-    }
-
-
 def _open_from_json(doc: dict[str, Any]) -> UsageRecord:
-    return UsageRecord(
-        log_id=int(doc["logId"]),
-        train_id=int(doc["trainId"]),
-        train_name=doc["trainName"],
-        user_id=int(doc["userId"]),
-        user_name=doc["userName"],
-        start_time=datetime.fromisoformat(doc["startTime"]),
-        start_event_id=doc["startEventId"],
-    )
+    values: dict[str, Any] = {}
+    for name, key, kind in OPEN_SESSION_FIELDS:
+        if key in LATER_KEYS and key not in doc:
+            continue
+        item = doc[key]
+        values[name] = _parse_time(item) if kind is Kind.TIME else item
+    return UsageRecord(**values)
+
+
+_NAMESPACE.update(
+    VERSION=VERSION,
+    _time=_time,
+    _purchase_to_json=_purchase_to_json,
+    _open_to_json=_open_to_json,
+    _lows_to_json=_lows_to_json,
+)

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import jwt
 
+from services import dev_page
 from services.settings import get_settings
 
 DAY = 86_400
@@ -67,6 +68,14 @@ def run_dev(args: argparse.Namespace) -> int:
     print(f"database at revision {migrate(settings.sqlalchemy_url)}", flush=True)
 
     signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C
+    page = None
+    if settings.dev_page_port:
+        try:
+            page, page_origin = dev_page.serve(settings.dev_page_port)
+        except OSError as error:  # the port taken: the platform runs without its page
+            print(f"live page not served (LEDGER_DEV_PAGE_PORT): {error}", file=sys.stderr)
+        else:
+            env["LEDGER_CORS_ORIGINS"] = dev_page.with_origin(settings.cors_origins, page_origin)
     children = [_child(["consume"], env), _child(["api"], env)]
     try:
         base = f"http://127.0.0.1:{settings.api_port}"
@@ -74,27 +83,39 @@ def run_dev(args: argparse.Namespace) -> int:
             print("the API did not come up; see its output above", file=sys.stderr)
             return 1
         secret = env["LEDGER_JWT_SECRET"]
+        user_token = token(secret, 1001, "张三")
         print(
             f"\nINFINITE ledger running.\n  API:      {base}/api/...  (OpenAPI at {base}/docs)\n"
             f"  metrics:  {base}/metrics (API), http://127.0.0.1:"
             f"{settings.consumer_metrics_port}/metrics (consumer)\n"
-            f"  demo user 1001 token:\n    Authorization: Bearer {token(secret, 1001, '张三')}\n"
+            f"  demo user 1001 token:\n    Authorization: Bearer {user_token}\n"
             f"  admin token:\n    Authorization: Bearer {token(secret, 1, 'admin', ['admin'])}\n"
             f"  try: curl -s -X POST {base}/api/userPack/getUserPackList "
             "-H 'Content-Type: application/json' -H 'Authorization: Bearer <token>' -d '{}'\n"
             "Ctrl-C stops everything this command started.\n",
             flush=True,
         )
+        if page is not None:
+            print(f"  live page: {dev_page.page_url(page_origin, base, user_token)}", flush=True)
         if args.demo:
-            from services.demo import run_demo
+            from services.demo import run_demo, show_log
 
-            asyncio.run(run_demo(settings.kafka_bootstrap_servers, settings.events_topic))
+            show_log()  # what the scheduler does and the ledger announces, in the terminal
+
+            asyncio.run(
+                run_demo(
+                    settings.kafka_bootstrap_servers, settings.events_topic, settings.out_topic
+                )
+            )
         else:
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:
+        if page is not None:
+            page.shutdown()
+            page.server_close()
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)

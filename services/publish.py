@@ -3,9 +3,10 @@
 One event per line (blank lines are skipped; '-' reads stdin). All or nothing: every
 line is validated against the contract first, every bad line is reported with its
 number and reason, and if any is bad nothing is published and the exit code is 1.
-Otherwise the lines are published, exactly as written, to the events topic
+Otherwise the lines are published, exactly as written (structured mode), to the events topic
 (`LEDGER_EVENTS_TOPIC`) on `KAFKA_BOOTSTRAP_SERVERS`, keyed by userPackId, in file
-order. `--check` validates only.
+order. `--check` validates only. `--mode binary` sends them in CloudEvents binary
+content mode (attributes as `ce_*` headers, `data` as the value) instead of structured.
 
 If Kafka fails halfway, some events may already be published: run the same file again.
 The ledger dedupes by event id, so a re-run never counts a fact twice.
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from aiokafka.errors import KafkaError
 
 from events.parse import Refusal
-from events.publisher import EventPublisher, check_value
+from events.publisher import EventPublisher, Mode, check_value
 from services.settings import get_settings
 
 CHUNK = 10_000
@@ -39,8 +40,9 @@ class Checked:
     warnings: list[tuple[int, str]] = field(default_factory=list)
 
 
-def check_lines(lines: Iterable[bytes]) -> Checked:
-    """Validate every non-blank line; line numbers count from 1, blank lines included."""
+def check_lines(lines: Iterable[bytes], mode: Mode = "structured") -> Checked:
+    """Validate every non-blank line (as it will be sent in `mode`); line numbers count
+    from 1, blank lines included."""
     checked = Checked()
     first_line_of: dict[str, int] = {}
     for number, raw in enumerate(lines, start=1):
@@ -48,7 +50,7 @@ def check_lines(lines: Iterable[bytes]) -> Checked:
         line = line.strip()
         if not line:
             continue
-        result = check_value(line)
+        result = check_value(line, mode)
         if isinstance(result, Refusal):
             checked.problems.append((number, result.reason))
             continue
@@ -64,13 +66,14 @@ def check_lines(lines: Iterable[bytes]) -> Checked:
 def run_publish(args: argparse.Namespace) -> int:
     name: str = args.file
     check_only = bool(getattr(args, "check", False))
+    mode: Mode = getattr(args, "mode", "structured")
     try:
         lines = _read(name)
     except OSError as error:
         print(f"ledger publish: cannot read {name}: {error.strerror or error}", file=sys.stderr)
         return 2
     label = "stdin" if name == "-" else name
-    checked = check_lines(lines)
+    checked = check_lines(lines, mode)
     for number, reason in checked.warnings:
         print(f"{label}:{number}: warning: {reason}", file=sys.stderr)
     for number, reason in checked.problems:
@@ -91,7 +94,7 @@ def run_publish(args: argparse.Namespace) -> int:
     settings = get_settings()
     bootstrap, topic = settings.kafka_bootstrap_servers, settings.events_topic
     try:
-        asyncio.run(publish_lines(checked.events, bootstrap, topic))
+        asyncio.run(publish_lines(checked.events, bootstrap, topic, mode))
     except (KafkaError, OSError) as error:
         print(
             f"ledger publish: Kafka at {bootstrap} failed: {error!r}; some events may be "
@@ -99,14 +102,17 @@ def run_publish(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    print(f"published {count} event(s) to {topic} at {bootstrap}")
+    print(f"published {count} event(s) to {topic} at {bootstrap} ({mode} content mode)")
     return 0
 
 
-async def publish_lines(events: Sequence[bytes], bootstrap: str, topic: str) -> int:
-    """Publish already validated JSON values in order; returns how many were acknowledged."""
+async def publish_lines(
+    events: Sequence[bytes], bootstrap: str, topic: str, mode: Mode = "structured"
+) -> int:
+    """Publish already validated JSON values in order, as records in `mode`; returns how
+    many were acknowledged."""
     done = 0
-    async with EventPublisher(bootstrap, topic, client_id="ledger-publish") as publisher:
+    async with EventPublisher(bootstrap, topic, client_id="ledger-publish", mode=mode) as publisher:
         for start in range(0, len(events), CHUNK):
             done += len(await publisher.publish_many(events[start : start + CHUNK]))
     return done

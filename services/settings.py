@@ -15,6 +15,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from projections.terms import Terms
+
 
 def state_dir() -> Path:
     """Where `ledger infra` keeps its services' data, logs and env file."""
@@ -47,6 +49,11 @@ class Settings(BaseSettings):
     timezone: str = Field(default="Asia/Shanghai", validation_alias="LEDGER_TIMEZONE")
     api_port: int = Field(default=8081, validation_alias="LEDGER_API_PORT")
     api_host: str = Field(default="127.0.0.1", validation_alias="LEDGER_API_HOST")
+    # Origins whose pages may call the API from a browser: a comma list, or `*`; empty =
+    # same origin only (parsed, and refused when malformed, by api/cors.py).
+    cors_origins: str = Field(default="", validation_alias="LEDGER_CORS_ORIGINS")
+    # `ledger dev` serves its live page (services/web/live.html) here; 0 turns it off.
+    dev_page_port: int = Field(default=8082, validation_alias="LEDGER_DEV_PAGE_PORT")
     consumer_group: str = Field(default="ledger", validation_alias="LEDGER_CONSUMER_GROUP")
     # 0 turns the consumer's metrics endpoint off.
     consumer_metrics_port: int = Field(
@@ -62,6 +69,43 @@ class Settings(BaseSettings):
     notice_horizon_seconds: float = Field(
         default=90.0, validation_alias="LEDGER_NOTICE_HORIZON_SECONDS"
     )
+
+    # Low-balance notices (`infinite.pack.low`): a comma list of thresholds in seconds;
+    # empty turns them off. Read by `low_balance_thresholds`.
+    low_balance_seconds: str = Field(default="600", validation_alias="LEDGER_LOW_BALANCE_SECONDS")
+
+    @property
+    def low_balance_thresholds(self) -> tuple[int, ...]:
+        """The thresholds, distinct and ascending; ValueError unless positive integers."""
+        parts = [part.strip() for part in self.low_balance_seconds.split(",") if part.strip()]
+        if not all(part.isdigit() and int(part) > 0 for part in parts):
+            raise ValueError(
+                f"LEDGER_LOW_BALANCE_SECONDS: {self.low_balance_seconds!r} is not a comma list"
+                " of positive whole seconds"
+            )
+        return tuple(sorted({int(part) for part in parts}))
+
+    # The lease of a session started without `leaseSeconds`, in seconds (1-86400); empty:
+    # such sessions have no lease (CONTRACT.md section 2). Read by `default_lease`.
+    default_lease_seconds: str = Field(default="", validation_alias="LEDGER_DEFAULT_LEASE_SECONDS")
+
+    @property
+    def default_lease(self) -> int | None:
+        """The default lease, or None; ValueError unless empty or 1-86400 whole seconds."""
+        text = self.default_lease_seconds.strip()
+        if not text:
+            return None
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 86_400):
+            raise ValueError(
+                f"LEDGER_DEFAULT_LEASE_SECONDS: {self.default_lease_seconds!r} is not empty or"
+                " a whole number of seconds from 1 to 86400"
+            )
+        return int(text)
+
+    @property
+    def terms(self) -> Terms:
+        """The fold's settings (`projections.terms`): every process that folds uses these."""
+        return Terms(self.low_balance_thresholds, self.default_lease)
 
     @property
     def dlq_topic(self) -> str:

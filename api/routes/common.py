@@ -48,7 +48,7 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 
 def documented(request_model: type[BaseModel]) -> dict[str, Any]:
-    """`openapi_extra` of a route whose JSON body is validated by hand."""
+    """`openapi_extra` of a route that validates its JSON body itself (`api.validation`)."""
     return {
         "requestBody": {
             "required": True,

@@ -5,18 +5,18 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from api import as_of, params, reads
+from api import as_of, reads
 from api.context import ApiContext
 from api.envelope import success
 from api.models import (
     FailureAnswer,
     ParameterInvalidAnswer,
     UserPackDetailAnswer,
-    UserPackDetailRequest,
     UserPackListAnswer,
-    UserPackListRequest,
 )
+from api.params import UserPackDetailRequest, UserPackListRequest
 from api.routes.common import ANSWER_DESCRIPTION, DirectRoute, documented, json_body
+from api.validation import validate
 
 
 def build_router(ctx: ApiContext) -> APIRouter:
@@ -33,8 +33,8 @@ def build_router(ctx: ApiContext) -> APIRouter:
     async def get_user_pack_list(request: Request) -> Response:
         caller = ctx.verifier.caller(request.headers)
         now = ctx.clock()
-        query = params.pack_list(await json_body(request), ctx.zone, now)
-        async with as_of.reader(ctx.db, caller, query.as_of) as db:
+        query = validate(UserPackListRequest, await json_body(request), ctx.zone, now)
+        async with as_of.reader(ctx.db, caller, query.as_of, terms=ctx.terms) as db:
             answer = await reads.pack_list(db, caller, query, query.as_of or now, ctx.zone)
         return success(answer)
 
@@ -49,9 +49,11 @@ def build_router(ctx: ApiContext) -> APIRouter:
     async def get_user_pack_detail(request: Request) -> Response:
         caller = ctx.verifier.caller(request.headers)
         now = ctx.clock()
-        query = params.pack_detail(await json_body(request), ctx.zone, now)
+        query = validate(UserPackDetailRequest, await json_body(request), ctx.zone, now)
         pack_id = query.user_pack_id
-        async with as_of.reader(ctx.db, caller, query.as_of, user_pack_id=pack_id) as db:
+        async with as_of.reader(
+            ctx.db, caller, query.as_of, user_pack_id=pack_id, terms=ctx.terms
+        ) as db:
             answer = await reads.pack_detail(db, caller, pack_id, query.as_of or now, ctx.zone)
         return success(answer)
 

@@ -5,18 +5,18 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from api import as_of, params, reads
+from api import as_of, reads
 from api.context import ApiContext
 from api.envelope import success
 from api.models import (
     FailureAnswer,
     ParameterInvalidAnswer,
     TrainPackLogDetailAnswer,
-    TrainPackLogDetailRequest,
     TrainPackLogListAnswer,
-    TrainPackLogListRequest,
 )
+from api.params import TrainPackLogDetailRequest, TrainPackLogListRequest
 from api.routes.common import ANSWER_DESCRIPTION, DirectRoute, documented, json_body
+from api.validation import validate
 
 
 def build_router(ctx: ApiContext) -> APIRouter:
@@ -33,9 +33,11 @@ def build_router(ctx: ApiContext) -> APIRouter:
     async def get_train_pack_log_list(request: Request) -> Response:
         caller = ctx.verifier.caller(request.headers)
         now = ctx.clock()
-        query = params.record_list(await json_body(request), ctx.zone, now)
+        query = validate(TrainPackLogListRequest, await json_body(request), ctx.zone, now)
         pack_id = query.user_pack_id
-        async with as_of.reader(ctx.db, caller, query.as_of, user_pack_id=pack_id) as db:
+        async with as_of.reader(
+            ctx.db, caller, query.as_of, user_pack_id=pack_id, terms=ctx.terms
+        ) as db:
             answer = await reads.record_list(db, caller, query, query.as_of or now, ctx.zone)
         return success(answer)
 
@@ -50,9 +52,9 @@ def build_router(ctx: ApiContext) -> APIRouter:
     async def get_train_pack_log_detail(request: Request) -> Response:
         caller = ctx.verifier.caller(request.headers)
         now = ctx.clock()
-        query = params.record_detail(await json_body(request), ctx.zone, now)
+        query = validate(TrainPackLogDetailRequest, await json_body(request), ctx.zone, now)
         log_id = query.log_id
-        async with as_of.reader(ctx.db, caller, query.as_of, log_id=log_id) as db:
+        async with as_of.reader(ctx.db, caller, query.as_of, log_id=log_id, terms=ctx.terms) as db:
             answer = await reads.record_detail(db, caller, log_id, query.as_of or now, ctx.zone)
         return success(answer)
 

@@ -1,34 +1,34 @@
 """Planning a batch while the previous one commits.
 
-Most of a batch's Python work is the fold and the formatting of its rows (`projector
-.plan`); most of its database work is appending, updating and committing. Done inside
-the batch's own transaction, the two cores take turns. Planned ahead, they work at once:
+Most of a batch's Python work is the fold and the formatting of its rows (`plan.plan`);
+most of its database work is appending, updating and committing. Done inside the batch's
+own transaction, the two cores take turns. Planned ahead, they work at once:
 while batch A commits, batch B's new events are found (on a second connection: the ids
 the ledger holds, and those A appends), given positions, and applied to the states A's
 plan left (copies) or to the states this process cached; B's transaction then only
 checks and writes.
 
 The check: a plan made ahead is used only if the batch before it committed on its first
-attempt (the states it copied are then the stored ones) and, for every pack it planned,
-the stored `event_count` under the lock is the one the plan started from (no other
-process wrote the pack meanwhile). Otherwise the batch is planned inside its transaction,
-as if nothing had been planned ahead; its states are loaded from the database (those
-taken from the cache are gone: the cache never holds a state a plan changed before its
-commit).
+attempt (the states it copied are then the stored ones; else the whole batch is planned
+in its transaction), and only for the packs whose stored `event_count` under the lock
+is the one the plan started from (`Ahead.stale`: another process wrote the others
+meanwhile). Those others are planned again in the transaction, their states loaded from
+the database (those taken from the cache are gone: the cache never holds a state a plan
+changed before its commit).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Set
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 
 from projections.state import LedgerEntry, PackState, detached
-from services.consumer import projector
+from projections.terms import DEFAULT_TERMS, Terms
 from services.consumer.parsing import Accepted, ParsedBatch
+from services.consumer.plan import Loaded, Plan, by_pack, plan_stepwise
 from services.consumer.state_cache import StateCache
-from services.store import ledger_sql
-from services.store.connection import Conn
+from services.consumer.store_port import BatchStore, Numbered
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,26 +72,27 @@ class Handoff:
 class Ahead:
     """A batch planned before its transaction."""
 
-    numbered: list[tuple[int, ledger_sql.StagedEvent]]  # new events, their positions drawn
-    new_entries: list[LedgerEntry]
+    numbered: Numbered  # new events, their positions drawn
     grouped: dict[int, list[LedgerEntry]]  # the new entries by pack (planned or not)
-    loaded: projector.Loaded  # the planned packs: their entries, states and base counts
-    plan: projector.Plan
+    loaded: Loaded  # the planned packs: their entries, states and base counts
+    plan: Plan
 
     @property
     def packs(self) -> set[int]:
         """The packs planned ahead."""
         return set(self.loaded.by_pack)
 
-    def holds(self, versions: dict[int, int]) -> bool:
-        """Whether every planned pack still has the stored event count it was planned on
-        (`versions`, read under the packs' locks)."""
-        return all(versions.get(pack_id) == base for pack_id, base in self.loaded.versions.items())
+    def stale(self, versions: Mapping[int, int]) -> set[int]:
+        """The planned packs whose stored event count (`versions`, read under the packs'
+        locks) is no longer the one they were planned on: another writer moved them."""
+        return {
+            pack_id
+            for pack_id, base in self.loaded.versions.items()
+            if versions.get(pack_id) != base
+        }
 
 
-def new_entries(
-    accepted: Iterable[Accepted], numbered: Iterable[tuple[int, ledger_sql.StagedEvent]]
-) -> list[LedgerEntry]:
+def new_entries(accepted: Iterable[Accepted], numbered: Numbered) -> list[LedgerEntry]:
     """The ledger entries of the events new to the ledger (an id repeated within the
     batch counts once: the first)."""
     first: dict[str, Accepted] = {}
@@ -100,16 +101,22 @@ def new_entries(
     return [LedgerEntry(position, first[staged.event_id].event) for position, staged in numbered]
 
 
-async def plan_ahead(side: Conn, batch: ParsedBatch, before: Planned, cache: StateCache) -> Ahead:
+async def plan_ahead(
+    side: BatchStore,
+    batch: ParsedBatch,
+    before: Planned,
+    cache: StateCache,
+    *,
+    terms: Terms = DEFAULT_TERMS,
+) -> Ahead:
     """Find the batch's new events (those neither in the ledger nor appended by `before`,
-    the batch in flight), draw their positions (on `side`, not the connection of the
-    batch in flight) and apply them to the states at hand: copies of `before`'s, else
-    the cache's. Packs with no state at hand are left to the transaction."""
+    the batch in flight), draw their positions (on `side`, not the store of the batch in
+    flight) and apply them to the states at hand: copies of `before`'s, else the
+    cache's. Packs with no state at hand are left to the transaction."""
     staged = [item.staged for item in batch.accepted if item.staged.event_id not in before.ids]
-    numbered = await ledger_sql.claim_positions(side, staged)
-    entries = new_entries(batch.accepted, numbered)
-    grouped = projector.by_pack(entries)
-    planned = projector.Loaded({}, {}, {})
+    numbered = await side.claim_positions(staged)
+    grouped = by_pack(new_entries(batch.accepted, numbered))
+    planned = Loaded({}, {}, {})
     for pack_id, pack_entries in grouped.items():
         state: PackState | None
         if pack_id in before.states:
@@ -123,5 +130,5 @@ async def plan_ahead(side: Conn, batch: ParsedBatch, before: Planned, cache: Sta
         planned.by_pack[pack_id] = pack_entries
         planned.versions[pack_id] = state.event_count
         planned.states[pack_id] = state
-    plan = await projector.plan_stepwise(planned)
-    return Ahead(numbered, entries, grouped, planned, plan)
+    plan = await plan_stepwise(planned, side.format, side.join, terms=terms)
+    return Ahead(numbered, grouped, planned, plan)

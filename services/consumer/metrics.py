@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from services.consumer.ingest import BatchOutcome
+from services.consumer.outcome import BatchOutcome
 
 RECORDS = Counter("ledger_records_consumed_total", "Kafka records the consumer committed")
 APPLIED = Counter("ledger_events_applied_total", "Events appended to the ledger (new ids)")
@@ -27,6 +27,13 @@ PLANNED_AHEAD = Counter(
 )
 WRITTEN = Counter("ledger_packs_written_total", "Pack read models written by committed batches")
 OUTAGES = Counter("ledger_database_outages_total", "Database errors the consumer waited out")
+SPLITS = Counter(
+    "ledger_batches_split_total",
+    "Batches whose content failed, split to find the records at fault",
+)
+SPLIT_ATTEMPTS = Counter(
+    "ledger_split_attempts_total", "Transactions tried while splitting failed batches"
+)
 NOTICES = Counter("ledger_exhaustion_notices_published_total", "Exhaustion notices published")
 
 
@@ -37,6 +44,9 @@ def observe_batch(outcome: BatchOutcome, seconds: float) -> None:
     REFUSED.inc(len(outcome.refused))
     PLANNED_AHEAD.inc(outcome.packs_planned_ahead)
     WRITTEN.inc(outcome.packs_written)
+    if outcome.split_attempts:
+        SPLITS.inc()
+        SPLIT_ATTEMPTS.inc(outcome.split_attempts)
     BATCH_SIZE.observe(outcome.received)
     BATCH_SECONDS.observe(seconds)
 

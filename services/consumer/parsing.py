@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from events.binary import structured_value
 from events.envelope import AnyPackEvent
 from events.parse import Refusal, parse_event
 from services.consumer.records import Place, SourceRecord, next_offsets
@@ -27,19 +28,22 @@ def sort_out(
     accepted: list[Accepted] = []
     refused: list[ledger_sql.RefusedRecord] = []
     for record in records:
-        result = parse_event(record.value)
+        # Most records are structured: their value is the event. The headers are only
+        # looked at when there are some (binary content mode puts attributes there).
+        value = structured_value(record.headers, record.value) if record.headers else record.value
+        result = value if isinstance(value, Refusal) else parse_event(value)
         if isinstance(result, Refusal):
             refused.append(refusal(record, result.reason))
             continue
         event = result
-        assert record.value is not None  # parse_event refuses an empty record
+        assert isinstance(value, bytes)  # parse_event refuses an empty record
         staged = ledger_sql.StagedEvent(
             event_id=event.id,
             user_pack_id=event.data.userPackId,
             event_type=event.type,
             event_time=event.time,
             source=event.source,
-            envelope=record.value.decode(),
+            envelope=value.decode(),
             kafka_topic=record.topic,
             kafka_partition=record.partition,
             kafka_offset=record.offset,
@@ -56,6 +60,7 @@ def refusal(record: SourceRecord, reason: str) -> ledger_sql.RefusedRecord:
         key=record.key,
         value=record.value,
         reason=reason,
+        headers=record.headers,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 Place = tuple[str, int]
@@ -16,6 +16,8 @@ class SourceRecord:
     offset: int
     key: bytes | None
     value: bytes | None
+    # (name, value) as the client gives them; a binary-mode CloudEvent's attributes.
+    headers: Sequence[tuple[str, bytes]] = ()
 
 
 def next_offsets(records: Iterable[SourceRecord]) -> dict[Place, int]:

@@ -1,61 +1,71 @@
-"""The consumer's database side: commit batches, wait out outages, know stored offsets."""
+"""The consumer's database side, assembled: the store of the commits (one connection,
+every batch retried until it commits: `committer.py`), the store on the side that plans
+a batch ahead while the previous one commits (`ahead.py`), and the state cache."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol
 
-import psycopg
-
-from services.consumer import metrics
+from projections.terms import DEFAULT_TERMS, Terms
 from services.consumer.ahead import Ahead, Handoff, Planned, plan_ahead
-from services.consumer.ingest import BatchOutcome, ingest_parsed
+from services.consumer.committer import CONNECTION_LOST, Committer, why_retried
+from services.consumer.outcome import BatchOutcome
 from services.consumer.parsing import ParsedBatch
+from services.consumer.records import Place
 from services.consumer.state_cache import StateCache
-from services.store import ledger_sql
-from services.store.connection import Conn, connect
+from services.consumer.store_port import BatchStore
+from services.retry import Backoff, retrying
+from services.store.batch_store import PostgresBatchStore
 
 log = logging.getLogger("ledger.consumer")
 
-T = TypeVar("T")
 
-# psycopg's errors when the server is gone, restarting or refusing connections.
-_OUTAGE = (psycopg.OperationalError, psycopg.InterfaceError)
+class Store(BatchStore, Protocol):
+    """A batch store that also knows the stored offsets and closes its connection."""
+
+    async def load_offsets(self, topic: str) -> dict[Place, int]: ...
+
+    async def close(self) -> None: ...
 
 
 class LedgerSink:
-    """Owns the database connections: one for the commits, where every call retries with
-    backoff until it succeeds, and one on the side, to plan a batch ahead while the
-    previous one commits."""
-
-    def __init__(self, database_url: str, group: str, *, max_backoff: float = 30.0) -> None:
-        self._url = database_url
-        self._group = group
+    def __init__(
+        self,
+        database_url: str,
+        group: str,
+        *,
+        max_backoff: float = 30.0,
+        stores: tuple[Store, Store] | None = None,
+        terms: Terms = DEFAULT_TERMS,
+    ) -> None:
+        """On PostgreSQL at `database_url`, or on the given `stores` (commits, side);
+        folding with `terms` (the settings' `Settings.terms`)."""
         self._max_backoff = max_backoff
-        self._conn: Conn | None = None
-        self._side: Conn | None = None
+        self.terms = terms
+        if stores is None:
+            stores = (
+                PostgresBatchStore(group, url=database_url),
+                PostgresBatchStore(
+                    group, url=database_url, application_name="ledger-consume-ahead"
+                ),
+            )
+        self.store, self.side = stores
         self.cache = StateCache()
+        self.committer = Committer(self.store, self.cache, max_backoff=max_backoff, terms=terms)
 
     async def close(self) -> None:
-        for conn in (self._conn, self._side):
-            if conn is not None:
-                await conn.close()
-        self._conn = self._side = None
+        await self.store.close()
+        await self.side.close()
 
     async def plan_ahead(self, batch: ParsedBatch, before: Planned) -> Ahead | None:
         """The batch planned ahead of its transaction (`services/consumer/ahead.py`), or
         None if that failed: it is then planned inside its transaction. No retries."""
         try:
-            if self._side is None or self._side.closed:
-                self._side = await connect(self._url, application_name="ledger-consume-ahead")
-            return await plan_ahead(self._side, batch, before, self.cache)
-        except _OUTAGE as error:
+            return await plan_ahead(self.side, batch, before, self.cache, terms=self.terms)
+        except CONNECTION_LOST as error:
             log.debug("planning ahead skipped: %s", error)
-            side, self._side = self._side, None
-            if side is not None:
-                await _close_quietly(side)
+            await self.side.reset()
         except Exception:  # whatever it is, the transaction plans the batch (and meets it)
             log.exception("planning ahead failed; the batch is planned in its transaction")
         return None
@@ -63,55 +73,20 @@ class LedgerSink:
     async def commit_parsed(
         self, batch: ParsedBatch, ahead: Ahead | None = None, handoff: Handoff | None = None
     ) -> BatchOutcome:
-        """Commit a batch, maybe planned `ahead`: only the first attempt uses that plan,
-        and a second attempt voids what `handoff` gave the next batch."""
-        attempts = 0
+        """Commit a batch (maybe planned `ahead`), whatever it meets (`committer.py`)."""
+        return await self.committer.commit(batch, ahead, handoff)
 
-        async def attempt(conn: Conn) -> BatchOutcome:
-            nonlocal attempts
-            attempts += 1
-            if attempts == 1:
-                return await ingest_parsed(conn, self._group, batch, self.cache, ahead, handoff)
-            if handoff is not None:
-                handoff.retried()
-            return await ingest_parsed(conn, self._group, batch, self.cache)
+    async def stored_offsets(self, topic: str) -> dict[Place, int]:
+        """The next offset of each partition of `topic` stored with the commits."""
 
-        return await self._with_retry(attempt)
+        async def drop_connection(error: BaseException) -> None:
+            if isinstance(error, CONNECTION_LOST):
+                await self.store.reset()
 
-    async def stored_offsets(self, topic: str) -> dict[tuple[str, int], int]:
-        return await self._with_retry(
-            lambda conn: ledger_sql.load_offsets(conn, self._group, topic)
+        return await retrying(
+            lambda: self.store.load_offsets(topic),
+            why_retried,
+            Backoff(0.2, self._max_backoff),
+            log,
+            before_retry=drop_connection,
         )
-
-    async def _with_retry(self, work: Callable[[Conn], Awaitable[T]]) -> T:
-        delay = 0.2
-        while True:
-            try:
-                conn = await self._connection()
-                return await work(conn)
-            except _OUTAGE as error:
-                # A database outage is not a bad record: wait and try the same work again.
-                metrics.OUTAGES.inc()
-                log.warning("database unavailable (%s); retrying in %.1fs", error, delay)
-                await self._drop_connection()
-            except psycopg.errors.DeadlockDetected:
-                log.warning("deadlock with another consumer; retrying in %.1fs", delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self._max_backoff)
-
-    async def _connection(self) -> Conn:
-        if self._conn is None or self._conn.closed:
-            self._conn = await connect(self._url, application_name="ledger-consume")
-        return self._conn
-
-    async def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await _close_quietly(conn)
-
-
-async def _close_quietly(conn: Conn) -> None:
-    try:
-        await conn.close()
-    except Exception:  # closing a broken connection may fail too
-        log.debug("closing a broken connection failed", exc_info=True)

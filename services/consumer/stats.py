@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from services.consumer.ingest import BatchOutcome
+from services.consumer.outcome import BatchOutcome
 
 log = logging.getLogger("ledger.consumer")
 

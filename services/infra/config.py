@@ -83,6 +83,11 @@ class InfraConfig:
         return self.kafka_dir / "libs"
 
     @property
+    def kafka_tools_libs(self) -> Path:
+        """Kafka's command-line tools (console producer), apart from the broker's jars."""
+        return self.kafka_dir / "tools"
+
+    @property
     def kafka_data(self) -> Path:
         return self.kafka_dir / "data"
 

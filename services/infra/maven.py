@@ -1,10 +1,19 @@
-"""Kafka's jars, resolved from Maven Central by Maven and cached in the state dir."""
+"""Kafka's jars, resolved from Maven Central by Maven and cached in the state dir.
+
+Two folders, each a class path of its own: the broker's (`kafka_2.13`, fetched by
+`ledger infra up`) and the command-line tools' (`kafka-tools`: the console producer,
+fetched when first asked for, e.g. by the interoperability tests). Apart, so that
+fetching the tools never replaces the jars of a broker that is running.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from services.infra import templates
 from services.infra.config import (
@@ -20,39 +29,84 @@ _MARKER = ".ledger-kafka-version"
 _MAVEN_TIMEOUT = 1800.0
 
 
-def _wanted() -> str:
-    return f"kafka_2.13:{KAFKA_VERSION} log4j-slf4j-impl:{LOG4J_VERSION}\n"
+@dataclass(frozen=True, slots=True)
+class JarSet:
+    """What one folder of jars holds: the POM that resolves them, the jar that must be
+    among them, and the marker text that says the folder is complete and current."""
+
+    what: str
+    log_name: str
+    pom_template: str
+    main_jar_prefix: str
+    wanted: str
 
 
-def jars_ready(config: InfraConfig) -> bool:
-    marker = config.kafka_libs / _MARKER
-    return marker.is_file() and marker.read_text() == _wanted()
+BROKER = JarSet(
+    what="Kafka's jars",
+    log_name="maven.log",
+    pom_template="kafka-pom.xml",
+    main_jar_prefix="kafka_2.13-",
+    wanted=f"kafka_2.13:{KAFKA_VERSION} log4j-slf4j-impl:{LOG4J_VERSION}\n",
+)
+TOOLS = JarSet(
+    what="Kafka's command-line tools",
+    log_name="maven-tools.log",
+    pom_template="kafka-tools-pom.xml",
+    main_jar_prefix="kafka-tools-",
+    wanted=f"kafka-tools:{KAFKA_VERSION}\n",
+)
+
+
+def jars_ready(config: InfraConfig, jars: JarSet = BROKER) -> bool:
+    marker = _folder(config, jars) / _MARKER
+    return marker.is_file() and marker.read_text() == jars.wanted
 
 
 def ensure_jars(config: InfraConfig, log: Callable[[str], None]) -> None:
     """Copy the broker's jars into `<state>/kafka/libs` unless they are there already."""
-    if jars_ready(config):
+    _ensure(config, BROKER, log)
+
+
+def ensure_tools_jars(config: InfraConfig, log: Callable[[str], None] = print) -> Path:
+    """The folder of `kafka-tools` at the broker's version and what it needs (fetched
+    once, into `<state>/kafka/tools`); safe to call from several processes at once."""
+    config.kafka_dir.mkdir(parents=True, exist_ok=True)
+    with (config.kafka_dir / "tools.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _ensure(config, TOOLS, log)
+    return config.kafka_tools_libs
+
+
+def _folder(config: InfraConfig, jars: JarSet) -> Path:
+    return config.kafka_tools_libs if jars is TOOLS else config.kafka_libs
+
+
+def _ensure(config: InfraConfig, jars: JarSet, log: Callable[[str], None]) -> None:
+    if jars_ready(config, jars):
         return
     mvn = shutil.which("mvn")
     if mvn is None:
         raise InfraError(
-            "Maven (`mvn`) is needed once to fetch Kafka's jars from Maven Central; "
+            f"Maven (`mvn`) is needed once to fetch {jars.what} from Maven Central; "
             "install it (Debian: apt-get install -y maven)"
         )
-    config.kafka_dir.mkdir(parents=True, exist_ok=True)
+    folder = _folder(config, jars)
+    maven_log = config.logs_dir / jars.log_name
+    work = folder.parent / f"{folder.name}.maven"
+    work.mkdir(parents=True, exist_ok=True)
     config.logs_dir.mkdir(parents=True, exist_ok=True)
-    pom = config.kafka_dir / "pom.xml"
+    pom = work / "pom.xml"
     pom.write_text(
         templates.render(
-            "kafka-pom.xml",
+            jars.pom_template,
             kafka_version=KAFKA_VERSION,
             log4j_version=LOG4J_VERSION,
             dependency_plugin_version=DEPENDENCY_PLUGIN_VERSION,
         )
     )
-    partial = config.kafka_dir / "libs.partial"
+    partial = folder.parent / f"{folder.name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
-    log(f"kafka: fetching Apache Kafka {KAFKA_VERSION} jars with Maven (first start only)")
+    log(f"kafka: fetching {jars.what} {KAFKA_VERSION} with Maven (first time only)")
     command = [
         mvn,
         "-B",
@@ -63,28 +117,28 @@ def ensure_jars(config: InfraConfig, log: Callable[[str], None]) -> None:
         "-DincludeScope=runtime",
         f"-DoutputDirectory={partial}",
     ]
-    with config.maven_log.open("wb") as output:
+    with maven_log.open("wb") as output:
         try:
             result = subprocess.run(
                 command,
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                cwd=config.kafka_dir,
+                cwd=work,
                 timeout=_MAVEN_TIMEOUT,
                 check=False,
             )
         except subprocess.TimeoutExpired:
             raise InfraError(
-                f"Maven did not finish within {_MAVEN_TIMEOUT:.0f} s; read {config.maven_log}"
+                f"Maven did not finish within {_MAVEN_TIMEOUT:.0f} s; read {maven_log}"
             ) from None
-    jars = list(partial.glob("*.jar")) if partial.is_dir() else []
-    if result.returncode != 0 or not any(j.name.startswith("kafka_2.13-") for j in jars):
+    found = list(partial.glob("*.jar")) if partial.is_dir() else []
+    if result.returncode != 0 or not any(j.name.startswith(jars.main_jar_prefix) for j in found):
         raise InfraError(
-            f"Maven could not fetch Kafka's jars (exit {result.returncode}); "
-            f"read {config.maven_log}:\n{tail(config.maven_log)}"
+            f"Maven could not fetch {jars.what} (exit {result.returncode}); "
+            f"read {maven_log}:\n{tail(maven_log)}"
         )
-    (partial / _MARKER).write_text(_wanted())
-    shutil.rmtree(config.kafka_libs, ignore_errors=True)
-    partial.rename(config.kafka_libs)
-    shutil.rmtree(config.kafka_dir / "target", ignore_errors=True)
+    (partial / _MARKER).write_text(jars.wanted)
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+    shutil.rmtree(work, ignore_errors=True)

@@ -25,6 +25,7 @@ def run_replay(args: argparse.Namespace) -> int:
                     settings.consumer_group,
                     batch_max_records=settings.batch_max_records,
                     progress=not args.no_progress,
+                    terms=settings.terms,
                 )
             )
         except (NotEmptyError, TopicMissingError) as error:
@@ -45,6 +46,7 @@ def run_replay(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         work_mem=args.work_mem,
         lock_timeout_ms=args.lock_timeout_ms,
+        terms=settings.terms,
     )
     try:
         report = replay(settings.psycopg_url, options)
@@ -65,6 +67,12 @@ def run_verify(args: argparse.Namespace) -> int:
     configure_logging()
     from services.replay.verify import verify
 
-    report = verify(get_settings().psycopg_url, limit=args.limit, progress=not args.no_progress)
+    settings = get_settings()
+    report = verify(
+        settings.psycopg_url,
+        limit=args.limit,
+        progress=not args.no_progress,
+        terms=settings.terms,
+    )
     print(report.summary())
     return 0 if report.clean else 1

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from projections.fold import fold_steps
+from projections.terms import DEFAULT_TERMS, Terms
 from services.replay.rows import pack_line, usage_lines
 from services.replay.stream import PackInput, Query, pack_inputs, read_batches
 from services.store import replay_sql as sql
@@ -44,10 +45,16 @@ class FoldSettings:
     work_mem: str
     batch_size: int
     chunk_rows: int
+    terms: Terms = DEFAULT_TERMS  # the fold's own settings
 
 
 def fold_packs(
-    packs: Iterable[PackInput], chunk_rows: int, emit: Emit, *, freeze: bool = True
+    packs: Iterable[PackInput],
+    chunk_rows: int,
+    emit: Emit,
+    *,
+    freeze: bool = True,
+    terms: Terms = DEFAULT_TERMS,
 ) -> FoldCounts:
     """Fold each pack; emit its rows as COPY data for the fresh tables, in chunks.
 
@@ -61,7 +68,7 @@ def fold_packs(
     usage_buffer: list[str] = []
     for pack in packs:
         counts.events += pack.event_count
-        result = fold_steps(pack.user_pack_id, pack.purchases, pack.steps)
+        result = fold_steps(pack.user_pack_id, pack.purchases, pack.steps, terms=terms)
         if result.state.purchase is None:
             counts.parked_packs += 1
             continue
@@ -100,7 +107,9 @@ def fold_parts(
             settings=sql.stream_settings(settings.work_mem),
             batch_size=settings.batch_size,
         )
-        return fold_packs(pack_inputs(batches, on_events), settings.chunk_rows, emit)
+        return fold_packs(
+            pack_inputs(batches, on_events), settings.chunk_rows, emit, terms=settings.terms
+        )
 
 
 # Messages from a worker: ("copy", statement, data), ("events", count),

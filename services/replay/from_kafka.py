@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from projections.terms import DEFAULT_TERMS, Terms
 from services.consumer.ingest import ingest
 from services.consumer.records import SourceRecord
 from services.consumer.state_cache import StateCache
@@ -67,6 +68,7 @@ async def rebuild_from_kafka(
     *,
     batch_max_records: int = 5000,
     progress: bool = True,
+    terms: Terms = DEFAULT_TERMS,
 ) -> KafkaRebuildReport:
     report = KafkaRebuildReport()
     started = time.perf_counter()
@@ -113,13 +115,13 @@ async def rebuild_from_kafka(
                     *remaining, timeout_ms=1000, max_records=batch_max_records
                 )
                 records = [
-                    SourceRecord(m.topic, m.partition, m.offset, m.key, m.value)
+                    SourceRecord(m.topic, m.partition, m.offset, m.key, m.value, m.headers)
                     for tp, messages in fetched.items()
                     for m in messages
                     if m.offset < ends[tp]  # appended after the start: the consumer's part
                 ]
                 if records:
-                    outcome = await ingest(conn, group, records, cache)
+                    outcome = await ingest(conn, group, records, cache, terms=terms)
                     report.records += len(records)
                     report.appended += outcome.appended
                     report.duplicates += outcome.duplicates

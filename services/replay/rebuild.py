@@ -30,6 +30,7 @@ import psycopg
 from psycopg.types.json import set_json_dumps, set_json_loads
 from tqdm import tqdm
 
+from projections.terms import DEFAULT_TERMS, Terms
 from services.replay.folding import FoldSettings, FoldWorkers, fold_packs, fold_parts
 from services.replay.stream import Row, pack_inputs
 from services.replay.writer import CopyWriter
@@ -60,6 +61,7 @@ class ReplayOptions:
     lock_timeout_ms: int = 2000  # per swap attempt: readers wait at most this long
     swap_attempts: int = 10
     catch_up_rounds: int = 5
+    terms: Terms = DEFAULT_TERMS  # the fold's settings: the consumer's (`Settings.terms`)
 
 
 @dataclass(slots=True)
@@ -131,7 +133,7 @@ def build(url: str, upto: int, total: int, options: ReplayOptions, report: Repla
     """Fold every event up to `upto` into fresh `_next` tables (created, filled, indexed
     and committed in one transaction: an interrupted build leaves nothing behind)."""
     queries = sql.parts(sql.STEPS_UP_TO, upto, options.parts)
-    settings = FoldSettings(options.work_mem, options.batch_size, options.chunk_rows)
+    settings = FoldSettings(options.work_mem, options.batch_size, options.chunk_rows, options.terms)
     with contextlib.ExitStack() as stack:
         workers = None
         if options.workers > 1:  # started first: forked before this process has threads
@@ -194,13 +196,21 @@ def progress_bar(total: int, what: str, enabled: bool) -> Iterator[tqdm[Never]]:
         bar.close()
 
 
-def refold_into_next(conn: SyncConn, pack_ids: list[int], upto: int) -> int:
+def refold_into_next(
+    conn: SyncConn, pack_ids: list[int], upto: int, terms: Terms = DEFAULT_TERMS
+) -> int:
     """Replace the fresh rows of `pack_ids` with a fold of all their events up to `upto`."""
     if not pack_ids:
         return 0
     rows = conn.execute(sql.PACK_STEPS_UP_TO, {"packs": pack_ids, "upto": upto}).fetchall()
     chunks: list[tuple[str, bytes]] = []
-    fold_packs(pack_inputs([rows]), 50_000, lambda *chunk: chunks.append(chunk), freeze=False)
+    fold_packs(
+        pack_inputs([rows]),
+        50_000,
+        lambda *chunk: chunks.append(chunk),
+        freeze=False,
+        terms=terms,
+    )
     conn.execute(sql.DELETE_NEXT_USAGE, (pack_ids,))
     conn.execute(sql.DELETE_NEXT_PACKS, (pack_ids,))
     for statement, data in chunks:
@@ -222,7 +232,7 @@ def _catch_up(conn: SyncConn, upto: int, options: ReplayOptions, report: ReplayR
             break
         with conn.transaction():
             packs = _packs_since(conn, upto, latest)
-            report.caught_up_packs += refold_into_next(conn, packs, latest)
+            report.caught_up_packs += refold_into_next(conn, packs, latest, options.terms)
         log.info("caught up %d packs with events %d..%d", len(packs), upto + 1, latest)
         upto = latest
         if len(packs) < 1000:
@@ -240,7 +250,7 @@ def _swap(conn: SyncConn, upto: int, options: ReplayOptions, report: ReplayRepor
                 conn.execute("LOCK TABLE packs IN EXCLUSIVE MODE")
                 conn.execute("LOCK TABLE usage_records IN EXCLUSIVE MODE")
                 packs = _packs_since(conn, upto, MAX_POSITION)
-                report.caught_up_packs += refold_into_next(conn, packs, MAX_POSITION)
+                report.caught_up_packs += refold_into_next(conn, packs, MAX_POSITION, options.terms)
                 # Readers join usage_records to packs in that order: the same order here.
                 conn.execute("LOCK TABLE usage_records IN ACCESS EXCLUSIVE MODE")
                 conn.execute("LOCK TABLE packs IN ACCESS EXCLUSIVE MODE")

@@ -38,10 +38,14 @@ def usage_lines(result: FoldResult, times: dict[int, str] | None = None) -> list
             )
             stop_event = text(record.stop_event_id)
         start = record.start_time
+        lease = record.lease_seconds
+        lease_end = record.lease_ends_at
         out.append(
             f"{record.log_id}{head}{record.train_id}\t{text(record.train_name)}\t"
             f"{record.user_id}\t{text(record.user_name)}\t"
             f"{known.get(id(start)) or start.isoformat()}\t"
-            f"{closed}\t{text(record.start_event_id)}\t{stop_event}\n"
+            f"{closed}\t{text(record.start_event_id)}\t{stop_event}\t"
+            f"{NULL if lease is None else lease}\t"
+            f"{NULL if lease_end is None else lease_end.isoformat()}\n"
         )
     return out

@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 
 from events.parse import Refusal, parse_event
-from projections.fold import ADJUST, START, STOP, Step
+from projections.fold import ADJUST, HEARTBEAT, START, STOP, Step
 from projections.state import LedgerEntry
 
 Row = tuple[Any, ...]
@@ -181,7 +181,9 @@ def pack_inputs(
     integer = _integer
     parse_time = datetime.fromisoformat
     for rows in batches:
-        for pack_id, position, kind, text_time, event_id, number, text, user_id, name, raw in rows:
+        for row in rows:
+            pack_id, position, kind, text_time, event_id, number, text, user_id, name = row[:9]
+            lease_text, raw = row[9], row[10]
             if current.user_pack_id != pack_id:
                 if current.user_pack_id:
                     yield current
@@ -191,12 +193,19 @@ def pack_inputs(
             if kind == START:
                 current.times[id(at)] = text_time
                 train = integer(number)
-                steps.append((at, position, START, event_id, train, text, integer(user_id), name))
+                lease = None if lease_text is None else integer(lease_text)
+                user = integer(user_id)
+                steps.append((at, position, START, event_id, train, text, user, name, lease))
             elif kind == STOP:
                 current.times[id(at)] = text_time
-                steps.append((at, position, STOP, event_id, integer(number), text, 0, None))
+                train = integer(number)
+                steps.append((at, position, STOP, event_id, train, text, 0, None, None))
+            elif kind == HEARTBEAT:
+                train = integer(number)
+                steps.append((at, position, HEARTBEAT, event_id, train, None, 0, None, None))
             elif kind == ADJUST:
-                steps.append((at, position, ADJUST, event_id, integer(number), None, 0, None))
+                delta = integer(number)
+                steps.append((at, position, ADJUST, event_id, delta, None, 0, None, None))
             elif kind == PURCHASE:
                 current.purchases.append(_purchase_entry(position, raw))
             else:

@@ -24,7 +24,8 @@ from projections.fold import FoldResult, fold
 from projections.read_models import PackRow, UsageRow, pack_row, usage_row
 from projections.resume import resume
 from projections.snapshot import PurchaseColumns, from_snapshot
-from projections.state import LedgerEntry, PackState
+from projections.state import STATE_FIELDS, Kind, LedgerEntry, PackState
+from projections.terms import DEFAULT_TERMS, Terms
 from services.replay.rebuild import SyncConn, connect, progress_bar
 from services.replay.stream import Row
 from services.store import replay_sql as sql
@@ -36,16 +37,11 @@ USAGE_FIELDS = [f.name for f in dataclasses.fields(UsageRow)]
 _PACK_COMPARED = [
     name
     for name in PACK_FIELDS
-    if name not in ("user_pack_id", "open_starts", "open_train_ids", "snapshot")
+    if name not in ("user_pack_id", "open_starts", "open_train_ids", "open_lease_ends", "snapshot")
 ]
-_SNAPSHOT_COMPARED = (
-    "adjustments",
-    "charged",
-    "last_time",
-    "last_position",
-    "exhausted_since",
-    "event_count",
-)
+# Every field the snapshot keeps, as `projections.state` declares them; the purchase
+# is compared by the reference a snapshot keeps of it.
+_SNAPSHOT_COMPARED = [name for name, _, kind in STATE_FIELDS if kind is not Kind.PURCHASE]
 
 
 @dataclass(slots=True)
@@ -86,8 +82,15 @@ class VerifyReport:
 
 
 def verify(
-    url: str, *, limit: int = 20, progress: bool = True, batch_size: int = 5_000
+    url: str,
+    *,
+    limit: int = 20,
+    progress: bool = True,
+    batch_size: int = 5_000,
+    terms: Terms = DEFAULT_TERMS,
 ) -> VerifyReport:
+    """Fold every pack from the ledger with `terms` (those the consumer folds with) and
+    compare the read models and snapshots with the result."""
     report = VerifyReport(limit=limit)
     with connect(url, "ledger-verify") as conn:
         conn.execute("SET TimeZone = 'UTC'")
@@ -99,7 +102,7 @@ def verify(
                 entries = _PackStream(_stream(conn, "verify_ledger", sql.ENVELOPES, batch_size))
                 packs = _PackStream(_stream(conn, "verify_packs", sql.LIVE_PACKS, batch_size))
                 usage = _PackStream(_stream(conn, "verify_usage", sql.LIVE_USAGE, batch_size))
-                _compare_all(entries, packs, usage, report, bar.update)
+                _compare_all(entries, packs, usage, report, bar.update, terms)
     return report
 
 
@@ -145,13 +148,14 @@ def _compare_all(
     usage: _PackStream,
     report: VerifyReport,
     on_events: Callable[[int], object],
+    terms: Terms,
 ) -> None:
     while (pack_id := entries.peek_pack()) is not None:
         _extra_rows(packs, usage, pack_id, report)
         _, rows = entries.take_next_pack()
         on_events(len(rows))
         report.events += len(rows)
-        _compare_pack(pack_id, rows, packs.take(pack_id), usage.take(pack_id), report)
+        _compare_pack(pack_id, rows, packs.take(pack_id), usage.take(pack_id), report, terms)
     _extra_rows(packs, usage, None, report)
 
 
@@ -170,14 +174,14 @@ def _extra_rows(
             )
 
 
-def _fold_rows(pack_id: int, rows: list[Row]) -> tuple[FoldResult, list[LedgerEntry]]:
+def _fold_rows(pack_id: int, rows: list[Row], terms: Terms) -> tuple[FoldResult, list[LedgerEntry]]:
     entries = []
     for _, position, envelope in rows:
         event = parse_event(envelope)
         if isinstance(event, Refusal):
             raise ValueError(f"ledger entry {position} no longer parses: {event.reason}")
         entries.append(LedgerEntry(int(position), event))
-    return fold(pack_id, entries), entries
+    return fold(pack_id, entries, terms=terms), entries
 
 
 def _compare_pack(
@@ -186,8 +190,9 @@ def _compare_pack(
     pack_rows: list[Row],
     usage_rows: list[Row],
     report: VerifyReport,
+    terms: Terms,
 ) -> None:
-    result, entries = _fold_rows(pack_id, ledger_rows)
+    result, entries = _fold_rows(pack_id, ledger_rows, terms)
     state = result.state
     live_usage = {int(row[1]): row[1:] for row in usage_rows}  # the pack id, then the columns
     if state.purchase is None:  # parked: no read model yet
@@ -202,7 +207,7 @@ def _compare_pack(
         report.add(pack_id, f"pack {pack_id}: missing from the read model")
     else:
         pack = dict(zip(PACK_FIELDS, pack_rows[0], strict=True))
-        _compare_pack_row(pack_id, state, pack, entries, report)
+        _compare_pack_row(pack_id, state, pack, entries, report, terms)
     for log_id, record in result.records.items():
         expected = usage_row(state, record)
         live = live_usage.pop(log_id, None)
@@ -227,6 +232,7 @@ def _compare_pack_row(
     live: dict[str, Any],
     entries: list[LedgerEntry],
     report: VerifyReport,
+    terms: Terms,
 ) -> None:
     expected = pack_row(state)
 
@@ -239,15 +245,22 @@ def _compare_pack_row(
     for name in _PACK_COMPARED:
         if getattr(expected, name) != live[name]:
             differs(name, getattr(expected, name), live[name])
-    wanted_open = sorted(zip(expected.open_train_ids, expected.open_starts, strict=True))
-    actual_open = sorted(zip(live["open_train_ids"], live["open_starts"], strict=False))
-    if len(live["open_train_ids"]) != len(live["open_starts"]) or wanted_open != actual_open:
+    # The open sessions in any order (the arrays are parallel; a NULL lease end: none).
+    wanted = (expected.open_train_ids, expected.open_starts, expected.open_lease_ends)
+    actual = (live["open_train_ids"], live["open_starts"], live["open_lease_ends"])
+    wanted_open = sorted(zip(*wanted, strict=True), key=_open_key)
+    actual_open = sorted(zip(*actual, strict=False), key=_open_key)
+    if len({len(column) for column in actual}) != 1 or wanted_open != actual_open:
         differs(
-            "open sessions (trainId, start)",
+            "open sessions (trainId, start, lease end)",
             wanted_open,
-            list(zip(live["open_train_ids"], live["open_starts"], strict=False)),
+            list(zip(*actual, strict=False)),
         )
-    _compare_snapshot(state, live, entries, differs)
+    _compare_snapshot(state, live, entries, differs, terms)
+
+
+def _open_key(session: tuple[int, datetime, datetime | None]) -> tuple[int, datetime]:
+    return session[0], session[1]
 
 
 def _compare_snapshot(
@@ -255,25 +268,18 @@ def _compare_snapshot(
     live: dict[str, Any],
     entries: list[LedgerEntry],
     differs: Callable[[str, object, object], None],
+    terms: Terms,
 ) -> None:
     """The state the consumer resumes from (the stored snapshot, brought up to date by
     the ledger entries above its max position) must be the fold's own."""
-    columns = PurchaseColumns(
-        live["user_id"],
-        live["user_name"],
-        live["pack_name"],
-        live["duration_type"],
-        live["buy_datetime"],
-        live["activity_end_time"],
-        live["node_list"],
-    )
+    columns = PurchaseColumns(**{f.name: live[f.name] for f in dataclasses.fields(PurchaseColumns)})
     try:
         snapshot = from_snapshot(live["snapshot"], columns)
     except (KeyError, TypeError, ValueError) as error:
         differs("snapshot", "a readable fold state", f"an unreadable one ({error})")
         return
     tail = [entry for entry in entries if entry.position > snapshot.max_position]
-    stored = resume(snapshot, tail, state.event_count)
+    stored = resume(snapshot, tail, state.event_count, terms=terms)
     if stored is None:
         differs(
             "snapshot",
@@ -281,13 +287,9 @@ def _compare_snapshot(
             f"one of {snapshot.event_count} events that they do not",
         )
         return
-    for name in (*_SNAPSHOT_COMPARED, "max_position"):
+    for name in _SNAPSHOT_COMPARED:
         if getattr(state, name) != getattr(stored, name):
             differs(f"snapshot.{name}", getattr(state, name), getattr(stored, name))
-    if state.open_sessions != stored.open_sessions:
-        differs("snapshot.open sessions", state.open_sessions, stored.open_sessions)
-    if state.audit != stored.audit:
-        differs("snapshot.audit", state.audit, stored.audit)
     assert state.purchase is not None
     if stored.purchase is None or (
         state.purchase.event_id,

@@ -18,7 +18,10 @@ be reused, and a plan of the temporary tables must not outlive them.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Final
+
+from projections.read_models import PackRow, UsageRow
 
 BEGIN_AS_OF: Final = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ WRITE"
 """The first statement of the as-of transaction: one snapshot, temporary tables allowed."""
@@ -62,39 +65,8 @@ CREATE_USAGE_RECORDS: Final = (
     "CREATE TEMPORARY TABLE usage_records (LIKE usage_records INCLUDING DEFAULTS) ON COMMIT DROP"
 )
 
-PACK_COLUMNS: Final = (
-    "user_pack_id",
-    "user_id",
-    "user_name",
-    "pack_name",
-    "duration_type",
-    "buy_datetime",
-    "activity_end_time",
-    "node_list",
-    "granted",
-    "charged",
-    "open_starts",
-    "open_train_ids",
-    "exhausts_at",
-    "exhaustion_notice_id",
-    "snapshot",
-    "event_count",
-)
-USAGE_COLUMNS: Final = (
-    "log_id",
-    "user_pack_id",
-    "owner_user_id",
-    "train_id",
-    "train_name",
-    "user_id",
-    "user_name",
-    "start_time",
-    "end_time",
-    "charged_seconds",
-    "overrun_seconds",
-    "stop_reason",
-    "start_event_id",
-    "stop_event_id",
-)
+# The read models' columns, as `projections.read_models` declares them.
+PACK_COLUMNS: Final = tuple(f.name for f in fields(PackRow))
+USAGE_COLUMNS: Final = tuple(f.name for f in fields(UsageRow))
 COPY_PACKS: Final = f"COPY pg_temp.packs ({', '.join(PACK_COLUMNS)}) FROM STDIN"
 COPY_USAGE_RECORDS: Final = f"COPY pg_temp.usage_records ({', '.join(USAGE_COLUMNS)}) FROM STDIN"

@@ -52,6 +52,18 @@ def iso_array(texts: list[str]) -> str:
     return '{"' + '","'.join(texts) + '"}' if texts else "{}"
 
 
+def optional_timestamp_array(values: Iterable[datetime | None]) -> str:
+    """A timestamptz[] literal whose elements may be NULL."""
+    return optional_iso_array([None if v is None else v.isoformat() for v in values])
+
+
+def optional_iso_array(texts: list[str | None]) -> str:
+    """`iso_array` of times some of which are None (NULL elements)."""
+    if not texts:
+        return "{}"
+    return "{" + ",".join(["NULL" if t is None else f'"{t}"' for t in texts]) + "}"
+
+
 def text_array(values: Iterable[str]) -> str:
     """A text[] literal (for a `%s::text[]` parameter): building it here is several
     times faster than psycopg adapting a list of thousands of strings."""

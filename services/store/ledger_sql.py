@@ -9,10 +9,13 @@ constraint: the transaction rolls back and the batch is retried, finding the id.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
+
+from psycopg.types.json import Jsonb
 
 from services.store import copy_text as c
 from services.store.connection import Conn
@@ -51,8 +54,8 @@ ORDER BY e.user_pack_id, e.position
 
 INSERT_REFUSED = """
 INSERT INTO refused_records (kafka_topic, kafka_partition, kafka_offset, record_key,
-                             record_value, reason)
-VALUES (%s, %s, %s, %s, %s, %s)
+                             record_value, reason, record_headers)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING
 """
 
@@ -88,7 +91,8 @@ class StagedEvent:
     event_type: str
     event_time: datetime
     source: str
-    envelope: str  # the record value as received: valid JSON of the CloudEvent
+    envelope: str  # the CloudEvent as structured JSON: the value as received (binary
+    # content mode: the event the headers and value stand for, see events/binary.py)
     kafka_topic: str | None
     kafka_partition: int | None
     kafka_offset: int | None
@@ -102,6 +106,14 @@ class RefusedRecord:
     key: bytes | None
     value: bytes | None
     reason: str
+    # The record's own headers: stored with the refusal (`ledger refused show`, a
+    # re-drive of a binary-mode record) and on its copy on the dead-letter topic.
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+def headers_json(headers: Sequence[tuple[str, bytes]]) -> Jsonb:
+    """A record's headers as stored with a refusal: [[name, base64 value], ...]."""
+    return Jsonb([[name, base64.b64encode(value).decode()] for name, value in headers])
 
 
 async def claim_positions(
@@ -143,11 +155,12 @@ async def copy_events(
         return meanwhile()
     async with conn.cursor() as cur, cur.copy(COPY_EVENTS) as copy:
         for start in range(0, len(numbered), COPY_CHUNK):
-            await copy.write(_event_lines(numbered[start : start + COPY_CHUNK]))
+            await copy.write(event_lines(numbered[start : start + COPY_CHUNK]))
         return meanwhile()
 
 
-def _event_lines(numbered: Sequence[tuple[int, StagedEvent]]) -> bytes:
+def event_lines(numbered: Sequence[tuple[int, StagedEvent]]) -> bytes:
+    """COPY text of events with their positions (COPY_EVENTS's columns)."""
     return c.lines(
         (
             str(position),
@@ -192,7 +205,15 @@ async def record_refusals(conn: Conn, refusals: Sequence[RefusedRecord]) -> None
         await cur.executemany(
             INSERT_REFUSED,
             [
-                (r.kafka_topic, r.kafka_partition, r.kafka_offset, r.key, r.value, r.reason)
+                (
+                    r.kafka_topic,
+                    r.kafka_partition,
+                    r.kafka_offset,
+                    r.key,
+                    r.value,
+                    r.reason,
+                    headers_json(r.headers),
+                )
                 for r in refusals
             ],
         )

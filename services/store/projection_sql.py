@@ -7,11 +7,13 @@ batch of thousands of packs costs a handful of round trips.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import fields
 from typing import Any
 
 from psycopg import AsyncCursor
 
-from projections.read_models import PackDynamics, PackRow, UsageRow
+from projections.codegen import compiled
+from projections.read_models import PackDynamics, PackRow, UsageRow, changing, sql_type
 from projections.snapshot import PurchaseColumns, from_snapshot
 from projections.state import PackState
 from services.store import copy_text as c
@@ -27,81 +29,72 @@ ORDER BY user_pack_id
 FOR UPDATE
 """
 
-LOAD_STATES = """
-SELECT user_pack_id, snapshot, user_id, user_name, pack_name, duration_type, buy_datetime,
-       activity_end_time, node_list
-FROM packs{suffix}
+LOAD_STATES = f"""
+SELECT user_pack_id, snapshot, {", ".join(f.name for f in fields(PurchaseColumns))}
+FROM packs{{suffix}}
 WHERE user_pack_id = ANY(%s)
 """
 
-DYNAMIC_COLUMNS = (
-    "user_pack_id, granted, charged, open_starts, open_train_ids, exhausts_at, "
-    "exhaustion_notice_id, snapshot, event_count"
-)
+# Column lists, staging tables and updates, all derived from the rows' declarations
+# (`projections.read_models`): a column is added there (and by a migration), not here.
+PACK_COLUMNS = ", ".join(f.name for f in fields(PackRow))
+DYNAMIC_COLUMNS = ", ".join(changing(PackRow))
+USAGE_COLUMNS = ", ".join(f.name for f in fields(UsageRow))
+CLOSE_COLUMNS = ", ".join(changing(UsageRow))
+"""New records (their start event is new to the ledger, so their logId is too) go
+straight in; records closed by a stop get the columns a stop sets."""
 
-CREATE_DYNAMICS_STAGING = """
-CREATE TEMPORARY TABLE IF NOT EXISTS pack_dynamics_staging (
-    user_pack_id bigint, granted bigint, charged bigint, open_starts timestamptz[],
-    open_train_ids bigint[], exhausts_at timestamptz, exhaustion_notice_id text,
-    snapshot jsonb, event_count bigint
-) ON COMMIT DELETE ROWS
-"""
 
-UPDATE_DYNAMICS = """
-UPDATE packs{suffix} AS p SET
-    granted = s.granted,
-    charged = s.charged,
-    open_starts = s.open_starts,
-    open_train_ids = s.open_train_ids,
-    exhausts_at = s.exhausts_at,
-    exhaustion_notice_id = s.exhaustion_notice_id,
-    snapshot = coalesce(s.snapshot, p.snapshot),  -- NULL: the stored snapshot stays
-    event_count = s.event_count,
+def _staging(table: str, row: type) -> str:
+    columns = ", ".join(f"{name} {sql_type(row, name)}" for name in changing(row))
+    return f"CREATE TEMPORARY TABLE IF NOT EXISTS {table} ({columns}) ON COMMIT DELETE ROWS"
+
+
+def _assignments(row: type, source: str, target: str) -> str:
+    """`name = source.name` for each column that changes (a `null_keeps` column keeps
+    its `target` value when the source's is NULL)."""
+    _key, *names = changing(row)
+    keeps = {f.name for f in fields(row) if f.metadata["null_keeps"]}
+    return ",\n    ".join(
+        f"{name} = coalesce({source}.{name}, {target}.{name})"
+        if name in keeps
+        else f"{name} = {source}.{name}"
+        for name in names
+    )
+
+
+CREATE_DYNAMICS_STAGING = _staging("pack_dynamics_staging", PackRow)
+UPDATE_DYNAMICS = f"""
+UPDATE packs{{suffix}} AS p SET
+    {_assignments(PackRow, "s", "p")},
     updated_at = now()
 FROM pack_dynamics_staging AS s
 WHERE p.user_pack_id = s.user_pack_id
 """
-
-PACK_COLUMNS = (
-    "user_pack_id, user_id, user_name, pack_name, duration_type, buy_datetime, "
-    "activity_end_time, node_list, granted, charged, open_starts, open_train_ids, "
-    "exhausts_at, exhaustion_notice_id, snapshot, event_count"
-)
 
 CREATE_PACK_STAGING = """
 CREATE TEMPORARY TABLE IF NOT EXISTS packs_staging
     (LIKE packs INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
 """
 
+_UPSERT_SET = ",\n    ".join(f"{f.name} = excluded.{f.name}" for f in fields(PackRow)[1:])
 UPSERT_PACKS = f"""
 INSERT INTO packs{{suffix}} ({PACK_COLUMNS})
 SELECT {PACK_COLUMNS} FROM packs_staging
 ON CONFLICT (user_pack_id) DO UPDATE SET
-    user_id = excluded.user_id,
-    user_name = excluded.user_name,
-    pack_name = excluded.pack_name,
-    duration_type = excluded.duration_type,
-    buy_datetime = excluded.buy_datetime,
-    activity_end_time = excluded.activity_end_time,
-    node_list = excluded.node_list,
-    granted = excluded.granted,
-    charged = excluded.charged,
-    open_starts = excluded.open_starts,
-    open_train_ids = excluded.open_train_ids,
-    exhausts_at = excluded.exhausts_at,
-    exhaustion_notice_id = excluded.exhaustion_notice_id,
-    snapshot = excluded.snapshot,
-    event_count = excluded.event_count,
+    {_UPSERT_SET},
     updated_at = now()
 """
 
-USAGE_COLUMNS = (
-    "log_id, user_pack_id, owner_user_id, train_id, train_name, user_id, user_name, "
-    "start_time, end_time, charged_seconds, overrun_seconds, stop_reason, start_event_id, "
-    "stop_event_id"
-)
-
 DELETE_PACK_USAGE = "DELETE FROM usage_records{suffix} WHERE user_pack_id = ANY(%s)"
+
+CREATE_CLOSES_STAGING = _staging("usage_closes_staging", UsageRow)
+CLOSE_USAGE = f"""
+UPDATE usage_records{{suffix}} AS u SET
+    {_assignments(UsageRow, "s", "u")}
+FROM usage_closes_staging AS s
+WHERE u.log_id = s.log_id
+"""
 
 # The staging tables are never analyzed, and a hash join of a few thousand staged rows
 # with the whole read model looked cheap to the planner: every batch read all of
@@ -118,84 +111,49 @@ def by_index_probes(update: str) -> str:
     return f"{INDEX_JOINS_ONLY}; {update}; {PLANNER_DEFAULTS}"
 
 
-# New records (their start event is new to the ledger, so their logId is too) go
-# straight in; records closed by a stop get the columns a stop sets.
-CLOSE_COLUMNS = "log_id, end_time, charged_seconds, overrun_seconds, stop_reason, stop_event_id"
-
-CREATE_CLOSES_STAGING = """
-CREATE TEMPORARY TABLE IF NOT EXISTS usage_closes_staging (
-    log_id bigint, end_time timestamptz, charged_seconds bigint, overrun_seconds bigint,
-    stop_reason text, stop_event_id text
-) ON COMMIT DELETE ROWS
-"""
-
-CLOSE_USAGE = """
-UPDATE usage_records{suffix} AS u SET
-    end_time = s.end_time,
-    charged_seconds = s.charged_seconds,
-    overrun_seconds = s.overrun_seconds,
-    stop_reason = s.stop_reason,
-    stop_event_id = s.stop_event_id
-FROM usage_closes_staging AS s
-WHERE u.log_id = s.log_id
-"""
-
-
-def pack_fields(row: PackRow) -> tuple[str, ...]:
-    """A pack row as COPY text fields, in the order of PACK_COLUMNS."""
-    return _changing_fields(
-        row,
-        (
-            str(row.user_pack_id),
-            str(row.user_id),
-            c.text(row.user_name),
-            c.text(row.pack_name),
-            row.duration_type,
-            c.timestamp(row.buy_datetime),
-            c.timestamp(row.activity_end_time),
-            c.json_value(row.node_list),
-        ),
-        c.timestamp_array(row.open_starts),
-        c.timestamp(row.exhausts_at),
-    )
+def _formatted(row: type, name: str, *, iso_text: bool = False) -> str:
+    """The expression that gives `row.NAME` as a COPY text field, by its SQL type (times
+    already ISO 8601 text when `iso_text`)."""
+    declared = next(f for f in fields(row) if f.name == name)
+    kind = sql_type(PackRow if iso_text else row, name)
+    nullable = "None" in str(declared.type)
+    value = f"row.{name}"
+    if kind in ("bigint", "integer"):
+        return f"c.integer({value})" if nullable else f"str({value})"
+    if kind == "text":
+        return f"c.text({value})"
+    if kind == "timestamptz":
+        if iso_text:
+            return f"(c.NULL if {value} is None else {value})"
+        return f"c.timestamp({value})"
+    if kind == "timestamptz[]":
+        if nullable:  # elements that may be NULL
+            return (
+                f"c.optional_iso_array({value})"
+                if iso_text
+                else (f"c.optional_timestamp_array({value})")
+            )
+        return f"c.iso_array({value})" if iso_text else f"c.timestamp_array({value})"
+    if kind == "bigint[]":
+        return f"c.integer_array({value})"
+    if kind == "jsonb":
+        return f"(c.NULL if {value} is None else c.json_value({value}))"
+    raise TypeError(f"{row.__name__}.{name}: no COPY format for SQL type {kind!r}")
 
 
-def _changing_fields(
-    row: PackRow | PackDynamics, leading: tuple[str, ...], open_starts: str, exhausts_at: str
-) -> tuple[str, ...]:
-    """`leading`, then the columns events change after the purchase (DYNAMIC_COLUMNS but
-    the id), the times given formatted; a snapshot of None keeps the stored one."""
-    return (
-        *leading,
-        str(row.granted),
-        str(row.charged),
-        open_starts,
-        c.integer_array(row.open_train_ids),
-        exhausts_at,
-        c.text(row.exhaustion_notice_id),
-        c.NULL if row.snapshot is None else c.json_value(row.snapshot),
-        str(row.event_count),
-    )
+def _fields_function(name: str, row: type, columns: list[str], *, iso_text: bool = False) -> Any:
+    items = ", ".join(_formatted(row, column, iso_text=iso_text) for column in columns)
+    return compiled(name, f"def {name}(row):\n    return ({items},)\n", {"c": c})
 
 
-def usage_fields(row: UsageRow) -> tuple[str, ...]:
-    """A usage record as COPY text fields, in the order of USAGE_COLUMNS."""
-    return (
-        str(row.log_id),
-        str(row.user_pack_id),
-        str(row.owner_user_id),
-        str(row.train_id),
-        c.text(row.train_name),
-        str(row.user_id),
-        c.text(row.user_name),
-        c.timestamp(row.start_time),
-        c.timestamp(row.end_time),
-        c.integer(row.charged_seconds),
-        c.integer(row.overrun_seconds),
-        c.text(row.stop_reason),
-        c.text(row.start_event_id),
-        c.text(row.stop_event_id),
-    )
+pack_fields = _fields_function("pack_fields", PackRow, [f.name for f in fields(PackRow)])
+pack_fields.__doc__ = "A pack row as COPY text fields, in the order of PACK_COLUMNS."
+usage_fields = _fields_function("usage_fields", UsageRow, [f.name for f in fields(UsageRow)])
+usage_fields.__doc__ = "A usage record as COPY text fields, in the order of USAGE_COLUMNS."
+_close_fields = _fields_function("close_fields", UsageRow, changing(UsageRow))
+_dynamics_fields = _fields_function(
+    "dynamics_fields", PackDynamics, changing(PackRow), iso_text=True
+)
 
 
 async def lock_versions(
@@ -225,15 +183,7 @@ async def load_states(
 
 def dynamics_lines(rows: Sequence[PackDynamics]) -> bytes:
     """COPY text of pack updates (DYNAMIC_COLUMNS), for `write_pack_dynamics`."""
-    return c.lines(
-        _changing_fields(
-            row,
-            (str(row.user_pack_id),),
-            c.iso_array(row.open_starts),
-            c.NULL if row.exhausts_at is None else row.exhausts_at,
-        )
-        for row in rows
-    )
+    return c.lines(map(_dynamics_fields, rows))
 
 
 async def write_pack_dynamics(conn: Conn, lines: bytes, suffix: str = "") -> None:
@@ -251,15 +201,25 @@ async def write_pack_dynamics(conn: Conn, lines: bytes, suffix: str = "") -> Non
         )
 
 
+def pack_lines(rows: Iterable[PackRow]) -> bytes:
+    """COPY text of whole pack rows (PACK_COLUMNS), for `write_pack_lines`."""
+    return c.lines(map(pack_fields, rows))
+
+
 async def write_packs(conn: Conn, rows: Sequence[PackRow], suffix: str = "") -> None:
-    if not rows:
+    await write_pack_lines(conn, pack_lines(rows), suffix)
+
+
+async def write_pack_lines(conn: Conn, lines: bytes, suffix: str = "") -> None:
+    """Insert or replace whole pack rows (`lines` from `pack_lines`)."""
+    if not lines:
         return
     async with conn.cursor() as cur:
         await _through_staging(
             cur,
             CREATE_PACK_STAGING,
             f"COPY packs_staging ({PACK_COLUMNS}) FROM STDIN",
-            c.lines(map(pack_fields, rows)),
+            lines,
             UPSERT_PACKS.format(suffix=suffix),
         )
 
@@ -310,14 +270,3 @@ async def _through_staging(
     async with cur.copy(copy_in) as copy:
         await copy.write(lines)
     await cur.execute(apply)
-
-
-def _close_fields(row: UsageRow) -> tuple[str, ...]:
-    return (
-        str(row.log_id),
-        c.timestamp(row.end_time),
-        c.integer(row.charged_seconds),
-        c.integer(row.overrun_seconds),
-        c.text(row.stop_reason),
-        c.text(row.stop_event_id),
-    )

@@ -1,10 +1,22 @@
 """Every SQL statement the read-only API runs.
 
-Values that depend on the time of the read (remaining seconds, status, session length)
-are computed here with `ledger_remaining`, `ledger_status` and `ledger_session_seconds`
-at `%(at)s`, one instant per request, so that filters and orders on them run in the
+Values that depend on the time of the read (remaining seconds, status, session length
+and end, the running sessions) are computed here with `ledger_remaining`,
+`ledger_status`, `ledger_session_seconds`, `ledger_session_end` and `ledger_running` at
+`%(at)s`, one instant per request, so that filters and orders on them run in the
 database. Statements are assembled only from the constant fragments of this module:
 callers choose sort keys and filters by name, never by passing SQL text.
+
+Leases: a session whose lease end is `<= at` has lapsed at its lease end, whether or not
+the consumer has applied a later event of its pack (which closes it in the read model):
+`open_lease_ends` (packs) and `lease_ends_at` (usage records) go to the functions, which
+count such a session up to its lease end and not as running (`ledger_running`), and give
+its usage record that end (`ledger_session_end`).
+
+The forecast (`exhaustsAt`) is the stored `packs.exhausts_at` while a session runs at
+`at`: the open sessions as they stand at any instant after the pack's last event - each
+counted up to its lease end - run it out at the instant the consumer computed from that
+event on (docs/decisions.md, "Forecast"); once every one of them has lapsed, none.
 
 Parameters (psycopg named style): `at` (timestamptz), `user_id` (the caller, unless the
 statement is built for every owner), `limit`, `offset` and the filters' own parameters.
@@ -22,10 +34,13 @@ Order = Sequence[tuple[str, bool]]  # (sort key, descending?)
 
 _PACK_COLUMNS: Final = """
     p.user_pack_id, p.pack_name, p.duration_type, p.buy_datetime, p.node_list,
-    ledger_remaining(p.duration_type, p.granted, p.charged, p.open_starts, %(at)s)
-        AS remaining,
-    ledger_status(p.duration_type, p.granted, p.charged, p.open_starts,
-                  p.activity_end_time, %(at)s) AS status"""
+    ledger_remaining(p.duration_type, p.granted, p.charged, p.open_starts,
+                     p.open_lease_ends, %(at)s) AS remaining,
+    ledger_status(p.duration_type, p.granted, p.charged, p.open_starts, p.open_lease_ends,
+                  p.activity_end_time, %(at)s) AS status,
+    CASE WHEN ledger_running(p.open_starts, p.open_lease_ends, %(at)s) > 0
+         THEN p.exhausts_at END AS exhausts_at,
+    ledger_running(p.open_starts, p.open_lease_ends, %(at)s) AS open_sessions"""
 
 # Sort keys of the pack list: expressions over the columns of `_PACK_COLUMNS`.
 # Statuses and duration types sort in the data dictionary's order, not alphabetically.
@@ -99,7 +114,8 @@ def _pack_list(
     # The count is an uncorrelated scalar subquery: evaluated once, in the page's snapshot.
     return f"""{matching}
 SELECT (SELECT count(*) FROM matching) AS total,
-       user_pack_id, pack_name, duration_type, buy_datetime, node_list, remaining, status
+       user_pack_id, pack_name, duration_type, buy_datetime, node_list, remaining, status,
+       exhausts_at, open_sessions
 FROM matching
 ORDER BY {order_by}
 LIMIT %(limit)s OFFSET %(offset)s
@@ -117,9 +133,9 @@ def pack_list(
     """One page of packs with the number of matching packs in every row.
 
     Rows: (total, user_pack_id, pack_name, duration_type, buy_datetime, node_list,
-    remaining, status). Parameters: at, user_id (unless every_owner), duration_type,
-    status (when filtered), limit, offset. An empty result says nothing about the total:
-    run `pack_count` with the same flags.
+    remaining, status, exhausts_at, open_sessions). Parameters: at, user_id (unless
+    every_owner), duration_type, status (when filtered), limit, offset. An empty result
+    says nothing about the total: run `pack_count` with the same flags.
     """
     return _pack_list(every_owner, by_duration_type, by_status, only_free, tuple(order))
 
@@ -140,13 +156,27 @@ WHERE p.user_pack_id = %(user_pack_id)s AND {{scope}}
 """
 PACK_DETAIL: Final = _PACK_DETAIL_TEMPLATE.format(scope=_OWNER_SCOPE)
 PACK_DETAIL_ANY_OWNER: Final = _PACK_DETAIL_TEMPLATE.format(scope=_EVERY_OWNER)
-"""Rows: (user_pack_id, pack_name, duration_type, buy_datetime, node_list, remaining, status)."""
+"""Rows: (user_pack_id, pack_name, duration_type, buy_datetime, node_list, remaining, status,
+exhausts_at, open_sessions)."""
+
+# The stream (`api.live`): the packs a notification names that some client may see (the
+# hub sends each to its owner's clients and to admins), as of one instant per fan-out.
+PACKS_BY_ID: Final = f"""
+SELECT {_PACK_COLUMNS}, p.user_id
+FROM packs AS p
+WHERE p.user_pack_id = ANY(%(user_pack_ids)s)
+  AND (%(every_owner)s OR p.user_id = ANY(%(owners)s))
+"""
+"""Rows: the detail's columns, then user_id. Parameters: at, user_pack_ids, every_owner
+(an admin is listening), owners (the users with a client)."""
 
 # --- usage records ------------------------------------------------------------------------
 
 _RECORD_COLUMNS: Final = """
     u.log_id, u.user_pack_id, u.train_id, u.train_name, u.user_name, u.start_time,
-    u.end_time, ledger_session_seconds(u.start_time, u.end_time, %(at)s) AS seconds"""
+    ledger_session_end(u.end_time, u.lease_ends_at, %(at)s) AS end_time,
+    ledger_session_seconds(u.start_time, u.end_time, u.lease_ends_at, %(at)s) AS seconds,
+    u.lease_ends_at"""
 
 # Sort keys of the usage-record list. A running session has no end: it sorts after every
 # ended one in ascending order (PostgreSQL's NULLS LAST for ASC, NULLS FIRST for DESC).
@@ -177,8 +207,10 @@ def _record_list(every_owner: bool, by_pack: bool, order: tuple[tuple[str, bool]
     # covers them answers without reading the table), then only its rows are read.
     return f"""
 WITH matching AS NOT MATERIALIZED (
-    SELECT u.log_id, u.train_name, u.user_name, u.start_time, u.end_time,
-           ledger_session_seconds(u.start_time, u.end_time, %(at)s) AS seconds
+    SELECT u.log_id, u.train_name, u.user_name, u.start_time,
+           ledger_session_end(u.end_time, u.lease_ends_at, %(at)s) AS end_time,
+           ledger_session_seconds(u.start_time, u.end_time, u.lease_ends_at, %(at)s)
+               AS seconds
     FROM usage_records AS u
     WHERE {" AND ".join(where)}
 ), page AS (
@@ -198,8 +230,9 @@ def record_list(*, every_owner: bool, by_pack: bool, order: Order) -> str:
     """One page of usage records with the number of matching records in every row.
 
     Rows: (total, log_id, user_pack_id, train_id, train_name, user_name, start_time,
-    end_time, seconds). Parameters: at, user_id (unless every_owner), user_pack_id (when
-    by_pack), limit, offset. An empty result says nothing about the total: run
+    end_time, seconds, lease_ends_at), end_time and seconds as of `at` (a lapse ends a
+    record at its lease end). Parameters: at, user_id (unless every_owner), user_pack_id
+    (when by_pack), limit, offset. An empty result says nothing about the total: run
     `record_count`.
     """
     return _record_list(every_owner, by_pack, tuple(order))
@@ -214,11 +247,13 @@ def record_count(*, every_owner: bool, by_pack: bool) -> str:
 
 
 _RECORD_DETAIL_TEMPLATE: Final = """
-SELECT u.train_id, u.train_name, u.user_id, u.user_name, u.start_time, u.end_time,
-       ledger_session_seconds(u.start_time, u.end_time, %(at)s) AS seconds,
+SELECT u.train_id, u.train_name, u.user_id, u.user_name, u.start_time,
+       ledger_session_end(u.end_time, u.lease_ends_at, %(at)s) AS end_time,
+       ledger_session_seconds(u.start_time, u.end_time, u.lease_ends_at, %(at)s) AS seconds,
+       u.lease_ends_at,
        p.user_pack_id, p.pack_name, p.node_list,
-       ledger_remaining(p.duration_type, p.granted, p.charged, p.open_starts, %(at)s)
-           AS remaining
+       ledger_remaining(p.duration_type, p.granted, p.charged, p.open_starts,
+                        p.open_lease_ends, %(at)s) AS remaining
 FROM usage_records AS u
 JOIN packs AS p ON p.user_pack_id = u.user_pack_id
 WHERE u.log_id = %(log_id)s AND {scope}
@@ -226,7 +261,7 @@ WHERE u.log_id = %(log_id)s AND {scope}
 RECORD_DETAIL: Final = _RECORD_DETAIL_TEMPLATE.format(scope=_RECORD_OWNER_SCOPE)
 RECORD_DETAIL_ANY_OWNER: Final = _RECORD_DETAIL_TEMPLATE.format(scope=_EVERY_OWNER)
 """Rows: (train_id, train_name, user_id, user_name, start_time, end_time, seconds,
-user_pack_id, pack_name, node_list, remaining)."""
+lease_ends_at, user_pack_id, pack_name, node_list, remaining)."""
 
 # --- health -------------------------------------------------------------------------------
 

@@ -48,8 +48,9 @@ SELECT DISTINCT user_pack_id FROM ledger_events WHERE position > %s AND position
 
 # One row per event, in fold input form: the purchase as its envelope (parsed in full),
 # every other event as the few fields the fold reads, taken out of the stored (validated)
-# envelope by the server. kind: 0 purchase, 1 adjustment, 2 start, 3 stop (as in
-# projections.fold). number: deltaSeconds or trainId; text: trainName or the stop reason.
+# envelope by the server. kind: 0 purchase, 1 adjustment, 2 start, 3 stop, 4 heartbeat (as
+# in projections.fold). number: deltaSeconds or trainId; text: trainName or the stop
+# reason; lease: a start's leaseSeconds.
 _STEP_COLUMNS: Final = """
     e.user_pack_id,
     e.position,
@@ -58,6 +59,7 @@ _STEP_COLUMNS: Final = """
         WHEN 'infinite.pack.adjusted' THEN 1
         WHEN 'infinite.training.started' THEN 2
         WHEN 'infinite.training.stopped' THEN 3
+        WHEN 'infinite.training.heartbeat' THEN 4
     END AS kind,
     e.event_time::text AS event_time,  -- parsed by the reader, and written back as is
     e.event_id,
@@ -71,6 +73,8 @@ _STEP_COLUMNS: Final = """
          THEN e.envelope #>> '{data,userId}' END AS user_id,
     CASE WHEN e.event_type = 'infinite.training.started'
          THEN e.envelope #>> '{data,userName}' END AS user_name,
+    CASE WHEN e.event_type = 'infinite.training.started'
+         THEN e.envelope #>> '{data,leaseSeconds}' END AS lease,
     CASE WHEN e.event_type = 'infinite.pack.purchased' THEN e.envelope::text END AS envelope"""
 
 # One part of the ledger (packs by id modulo `parts`), up to a position.

@@ -19,7 +19,7 @@ from psycopg import sql
 
 from api.app import create_app
 from services.store.migrate import migrate
-from tests.api.support import FixedClock, settings_for, with_database
+from tests.api.support import FixedClock, asgi_client, settings_for, with_database
 
 
 @pytest.fixture(scope="session")
@@ -83,12 +83,7 @@ def app(make_app: Callable[..., FastAPI]) -> FastAPI:
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of the app, its lifespan (the pool) running."""
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://ledger.test"
-        ) as http,
-    ):
+    async with asgi_client(app) as http:
         yield http
 
 

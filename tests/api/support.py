@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -12,6 +13,7 @@ import httpx
 import jwt
 import orjson
 import psycopg
+from fastapi import FastAPI
 from psycopg.types.json import Jsonb
 
 from services.settings import Settings
@@ -47,6 +49,18 @@ def settings_for(db_url: str, **overrides: object) -> Settings:
 def with_database(server_url: str, name: str) -> str:
     parts = urlsplit(server_url)
     return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@asynccontextmanager
+async def asgi_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the app, its lifespan (the pool) running."""
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://ledger.test"
+        ) as http,
+    ):
+        yield http
 
 
 class FixedClock:

@@ -10,6 +10,7 @@ import httpx
 import psycopg
 import pytest
 from fastapi import FastAPI
+from psycopg.rows import tuple_row
 
 from api import reads
 from api.app import create_app
@@ -125,7 +126,7 @@ async def test_the_api_sessions_are_read_only(db_url: str) -> None:
     try:
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             await database.fetch_all(
-                "INSERT INTO usage_records (log_id) VALUES (1) RETURNING log_id", {}
+                "INSERT INTO usage_records (log_id) VALUES (1) RETURNING log_id", {}, tuple_row
             )
     finally:
         await database.close()

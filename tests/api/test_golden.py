@@ -86,6 +86,9 @@ async def test_pack_list_matches_the_document_example(
                     "packDurationType": "type.activity",
                     "userPackStatus": "status.free",
                     "buyDatetime": "2020-05-08 14:15:38",
+                    # the extension fields (CONTRACT.md section 3): no open session
+                    "exhaustsAt": None,
+                    "burnRate": 0,
                     "nodeList": [
                         {
                             "cpuCount": 1,
@@ -155,6 +158,8 @@ async def test_pack_detail_matches_the_document_example(
             "purchasingTime": "2020-05-05 16:23:00",
             "buyDatetime": "2020-05-05 16:23:00",
             "duration": 180,
+            "exhaustsAt": None,
+            "burnRate": 0,
         },
     )
     # The id may come as a string of digits (the list hands ids out as strings).
@@ -198,6 +203,7 @@ async def test_log_list_matches_the_document_example(
                     "createTime": "2020-04-28 12:12:12",
                     "endTime": "2020-04-29 17:42:27",
                     "finishTime": "2020-04-29 17:42:27",
+                    "leaseEndsAt": None,  # extension: the session had no lease
                 }
             ],
             "pageCurrent": 1,
@@ -275,6 +281,7 @@ async def test_log_detail_matches_the_document_example(
             "duration": 24,
             "startTime": "2020-04-28 12:12:12",
             "endTime": "2020-04-28 12:12:36",
+            "leaseEndsAt": None,  # extension: the session had no lease
         },
     )
     assert await ok(client, LOG_DETAIL, {"logId": "135646135"}, bearer(USER)) == data

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.requests import Request
@@ -34,7 +35,9 @@ async def test_every_endpoint_documents_its_body_answers_and_auth(
     assert item["userPackId"]["pattern"] == "^[0-9]+$"
     detail = schemas["UserPackDetailData"]["properties"]
     assert detail["userPackId"]["type"] == "integer"
-    assert set(document["paths"]) == {*ENDPOINTS, "/healthz", "/readyz"}
+    assert set(document["paths"]) == {*ENDPOINTS, "/healthz", "/readyz", "/api/userPack/stream"}
+    stream = document["paths"]["/api/userPack/stream"]["get"]
+    assert "text/event-stream" in stream["responses"]["200"]["content"]
 
 
 async def test_swagger_ui_is_served(client: httpx.AsyncClient) -> None:
@@ -60,3 +63,22 @@ async def test_fastapi_validation_errors_become_parameter_invalid(app: FastAPI) 
         '"pageNum":["typeMismatch"],"pageSize":["max"],"body":["malformedJson"]}},'
         '"msg":"request params[userPackId] notNull."}'
     )
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?group=%E8%B5%84%E6%BA%90%E7%AE%A1%E7%90%86",  # 资源管理, as the platform's path has it
+        "?group=default",
+        "",
+    ],
+)
+async def test_the_document_is_also_where_the_platform_looks(
+    client: httpx.AsyncClient, query: str
+) -> None:
+    expected = (await client.get("/openapi.json")).json()
+    response = await client.get(f"/v2/api-docs{query}")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == expected
+    assert "/v2/api-docs" in expected["info"]["description"]

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from api import models, params
+from api import inputs, params
+from api.envelope import ApiError
+from api.inputs import ID_MAX
+from api.validation import Rule, validate
 from tests.api.support import (
     ENDPOINTS,
     LOG_DETAIL,
@@ -25,6 +32,8 @@ from tests.api.support import (
 USER = 7
 BIG = 2**63
 PAGE = {"pageNum": 1, "pageSize": 10}
+_ZONE = ZoneInfo("Asia/Shanghai")
+_NOW = datetime(2024, 5, 1, tzinfo=UTC)
 
 CASES: list[tuple[str, Any, dict[str, list[str]]]] = [
     # getUserPackDetail: userPackId notNull
@@ -44,6 +53,11 @@ CASES: list[tuple[str, Any, dict[str, list[str]]]] = [
     (PACK_DETAIL, {"userPackId": BIG}, {"userPackId": ["max"]}),
     (PACK_DETAIL, {"userPackId": str(BIG)}, {"userPackId": ["max"]}),
     (PACK_DETAIL, {"userPackId": "9" * 60}, {"userPackId": ["max"]}),
+    # Leading zeros are not significant, however many (CONTRACT.md: ids below 2^63).
+    (PACK_DETAIL, {"userPackId": "0" * 40 + str(BIG)}, {"userPackId": ["max"]}),
+    (PACK_DETAIL, {"userPackId": "0" * 40}, {"userPackId": ["min"]}),
+    (PACK_DETAIL, {"userPackId": "-" + "0" * 40 + "1"}, {"userPackId": ["typeMismatch"]}),
+    (LOG_DETAIL, {"logId": "0" * 5000 + "9" * 20}, {"logId": ["max"]}),
     (PACK_DETAIL, b'{"userPackId": 18446744073709551616}', {"userPackId": ["max"]}),
     (PACK_DETAIL, b'{"userPackId": -99999999999999999999}', {"userPackId": ["min"]}),
     (PACK_DETAIL, b'{"userPackId": 5.0}', {"userPackId": ["typeMismatch"]}),
@@ -80,6 +94,8 @@ CASES: list[tuple[str, Any, dict[str, list[str]]]] = [
         {"pageNum": ["min"], "pageSize": ["min"]},
     ),
     (LOG_LIST, {"order": [], "pageNum": 2**31, "pageSize": 1}, {"pageNum": ["max"]}),
+    (LOG_LIST, {"order": [], "pageNum": "-" + "0" * 40 + "1", "pageSize": 1}, {"pageNum": ["min"]}),
+    (LOG_LIST, {"order": [], "pageNum": 1, "pageSize": "0" * 40 + "101"}, {"pageSize": ["max"]}),
     (
         LOG_LIST,
         {"order": [], "pageNum": "x", "pageSize": 1.5},
@@ -178,6 +194,9 @@ async def test_the_document_examples_of_parameter_invalid(client: httpx.AsyncCli
         (LOG_LIST, {"order": [{"key": "usageRecordId", "sort": "asc"}], **PAGE, "packId": "12"}),
         (LOG_DETAIL, {"logId": 1}),
         (LOG_DETAIL, {"logId": "00001"}),
+        (LOG_DETAIL, {"logId": "0" * 5000 + "1"}),
+        (PACK_DETAIL, {"userPackId": "0" * 40 + "9223372036854775807"}),
+        (LOG_LIST, {"order": [], "pageNum": "0" * 40 + "1", "pageSize": "0" * 40 + "100"}),
     ],
 )
 async def test_valid_bodies_pass(client: httpx.AsyncClient, path: str, body: Any) -> None:
@@ -260,17 +279,38 @@ async def test_empty_order_key_means_the_default_order(
         assert [item["logId"] for item in data["list"]] == ["12", "10", "11"], order
 
 
-def test_documented_spellings_are_the_accepted_ones() -> None:
-    """The OpenAPI literals (spelled out for type checkers) match what params accepts."""
-    from typing import get_args
+def _enums(schema: dict[str, Any], schemas: dict[str, Any]) -> set[str]:
+    """The values an OpenAPI field schema lists, through anyOf and $ref."""
+    if "$ref" in schema:
+        return _enums(schemas[schema["$ref"].rsplit("/", 1)[1]], schemas)
+    found = set(schema.get("enum", ()))
+    for option in schema.get("anyOf", ()):
+        found |= _enums(option, schemas)
+    return found
 
-    assert set(get_args(models.StatusInput)) == set(params.STATUS_SPELLINGS)
-    assert set(get_args(models.DurationTypeInput)) == set(params.DURATION_TYPE_SPELLINGS)
-    assert set(get_args(models.PackOrderKey)) == {"", *params.PACK_ORDER_KEYS}
-    assert set(get_args(models.RecordOrderKey)) == {"", *params.RECORD_ORDER_KEYS}
-    from api.validation import Rule
 
-    assert set(get_args(models.RuleName)) == {rule.value for rule in Rule}
+async def test_documented_spellings_are_the_accepted_ones(client: httpx.AsyncClient) -> None:
+    """The OpenAPI document lists exactly what the validation accepts."""
+    schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
+    pack_list = schemas["UserPackListRequest"]["properties"]
+    assert _enums(pack_list["userPackStatus"], schemas) == set(inputs.STATUS_SPELLINGS)
+    assert _enums(pack_list["packDurationType"], schemas) == set(inputs.DURATION_TYPE_SPELLINGS)
+    pack_key = schemas["PackOrder"]["properties"]["key"]
+    record_key = schemas["RecordOrder"]["properties"]["key"]
+    assert _enums(pack_key, schemas) == {"", *params.PACK_ORDER_KEYS}
+    assert _enums(record_key, schemas) == {"", *params.RECORD_ORDER_KEYS}
+    rules = schemas["RuleViolated"]["properties"]["ruleViolated"]["additionalProperties"]["items"]
+    assert _enums(rules, schemas) == {rule.value for rule in Rule}
+    for field in ("userPackStatus", "packDurationType"):
+        for spelling in _enums(pack_list[field], schemas):
+            validate(params.UserPackListRequest, {field: spelling}, _ZONE, _NOW)
+    for key in _enums(pack_key, schemas):
+        for sort in _enums(schemas["PackOrder"]["properties"]["sort"], schemas):
+            body = {"order": [{"key": key, "sort": sort}]}
+            validate(params.UserPackListRequest, body, _ZONE, _NOW)
+    for key in _enums(record_key, schemas):
+        body = {"order": [{"key": key}], **PAGE}
+        validate(params.TrainPackLogListRequest, body, _ZONE, _NOW)
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
@@ -289,3 +329,27 @@ async def test_an_oversized_body_is_refused_unread(client: httpx.AsyncClient) ->
         "data": {"ruleViolated": {"body": ["max"]}},
         "msg": "request params[body] max.",
     }
+
+
+async def test_a_zero_padded_id_names_its_pack(
+    client: httpx.AsyncClient, db: psycopg.Connection
+) -> None:
+    insert_pack(db, user_pack_id=76, user_id=USER)
+    for spelling in (76, "76", "0076", "000000000000000000000000076", "0" * 5000 + "76"):
+        data = await ok(client, PACK_DETAIL, {"userPackId": spelling}, bearer(USER))
+        assert data["userPackId"] == 76, spelling
+
+
+@given(number=st.integers(1, ID_MAX), zeros=st.integers(0, 60))
+def test_any_zero_padding_of_an_id_is_that_id(number: int, zeros: int) -> None:
+    body = {"userPackId": "0" * zeros + str(number)}
+    query = validate(params.UserPackDetailRequest, body, _ZONE, _NOW)
+    assert query.user_pack_id == number
+
+
+@given(number=st.integers(ID_MAX + 1, 10**40), zeros=st.integers(0, 60))
+def test_any_zero_padding_of_a_number_past_the_ids_is_max(number: int, zeros: int) -> None:
+    with pytest.raises(ApiError) as caught:
+        body = {"userPackId": "0" * zeros + str(number)}
+        validate(params.UserPackDetailRequest, body, _ZONE, _NOW)
+    assert caught.value.data == {"ruleViolated": {"userPackId": ["max"]}}

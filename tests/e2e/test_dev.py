@@ -40,6 +40,7 @@ def test_dev_runs_consumer_api_and_demo_then_stops_everything(
         "LEDGER_CONSUMER_GROUP": f"dev-{run}",
         "LEDGER_API_PORT": str(api_port),
         "LEDGER_CONSUMER_METRICS_PORT": str(_free_port()),
+        "LEDGER_DEV_PAGE_PORT": str(_free_port()),
     }
     env.pop("LEDGER_JWT_SECRET", None)  # dev makes one up and prints tokens for it
     log = tmp_path / "dev.log"
@@ -66,8 +67,12 @@ def test_dev_runs_consumer_api_and_demo_then_stops_everything(
             assert answer["code"] == "General.Success", answer
             return list(answer["data"]["userPackList"])
 
-        wait_until(lambda: len(packs()) == 3, 30, "the demo user's three packs")
-        assert {p["userPackId"] for p in packs()} == {"9001", "9002", "9003"}  # not 9004/9005
+        wait_until(lambda: len(packs()) == 4, 30, "the demo user's four packs")
+        mine = {"9001", "9002", "9003", "9006"}
+        assert {p["userPackId"] for p in packs()} == mine  # not 9004/9005
+
+        def status(pack: str) -> object:
+            return next(p["userPackStatus"] for p in packs() if p["userPackId"] == pack)
 
         # The 40-second pack runs out under two trainings and is announced, once.
         wait_until(
@@ -82,6 +87,26 @@ def test_dev_runs_consumer_api_and_demo_then_stops_everything(
             60,
             f"the exhaustion notice of pack 9003\n{log.read_text()[-3000:]}",
         )
+
+        # The training on pack 9006 crashes 12 s in (its last heartbeat at 10 s): it
+        # lapses 10 s later, is announced once, and the pack is free again.
+        wait_until(
+            lambda: (
+                scalar(
+                    fresh_database,
+                    "SELECT count(*) FROM lapse_notices WHERE user_pack_id = 9006"
+                    " AND published_at IS NOT NULL",
+                )
+                == 1
+            ),
+            60,
+            f"the lapse notice of pack 9006\n{log.read_text()[-3000:]}",
+        )
+        assert status("9006") == "status.free"
+        wait_until(
+            lambda: "the ledger announces: training" in log.read_text(), 10, "the demo's log"
+        )
+        assert "crashed: no heartbeat, no stop" in log.read_text()
     finally:
         dev.send_signal(signal.SIGINT)
         code = dev.wait(timeout=60)

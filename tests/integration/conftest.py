@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from faststream.kafka import KafkaBroker
 
+from services.infra.testing import create_topic, delete_topic
 from services.store.migrate import migrate
 from tests.support.consumer_process import ConsumerProcess
 
@@ -40,3 +42,21 @@ def consumer_factory(
     yield make
     for process in made:
         process.stop()
+
+
+# The notifier tests' out topic (one partition: its order is the publishing order) and
+# the broker the notifier publishes through.
+@pytest.fixture
+def out_topic(kafka_bootstrap: str, unique_topic: str) -> Iterator[str]:
+    name = f"{unique_topic}.out"
+    create_topic(kafka_bootstrap, name, partitions=1)
+    yield name
+    delete_topic(kafka_bootstrap, name)
+
+
+@pytest.fixture
+async def broker(kafka_bootstrap: str) -> AsyncIterator[KafkaBroker]:
+    broker = KafkaBroker(kafka_bootstrap)
+    await broker.start()
+    yield broker
+    await broker.stop()

@@ -53,8 +53,17 @@ def test_sigkill_during_a_stream_loses_nothing_and_counts_nothing_twice(
                 45,
                 f"partitions for start #{consumer.starts}\n{consumer.tail()}",
             )
+            before = applied(ledger_database)
             producer.allow(segment)
-            time.sleep(rng.uniform(0.5, 2.0))
+            # Kill it once it works on the new records: a restarted member first waits for
+            # the rebalance and its first fetch, which on a loaded machine took longer than
+            # any fixed pause (the kills then all hit a consumer that had applied nothing).
+            wait_until(
+                lambda before=before: applied(ledger_database) > before,
+                45,
+                f"progress after start #{consumer.starts}\n{consumer.tail()}",
+            )
+            time.sleep(rng.uniform(0.0, 1.0))
             busy = _wait_for_a_transaction(ledger_database, seconds=3.0)
             kills.append((producer.sent, applied(ledger_database), busy))
             consumer.kill()

@@ -11,6 +11,7 @@ import httpx
 
 from tests.support.consumer_process import ConsumerProcess
 from tests.support.db import actual_rows, query, scalar
+from tests.support.exactly_once import assigned_partitions, assignments, since_last_start
 from tests.support.kafka import produce, read_all
 from tests.support.streams import envelope, expected_rows, purchase, stream
 from tests.support.waiting import wait_until
@@ -120,6 +121,14 @@ async def test_exhaustion_is_announced_once_within_a_second_or_two(
 ) -> None:
     consumer = consumer_factory()
     consumer.start()
+    # The clock starts once the consumer holds its partitions: "within a second or two"
+    # is the notifier's promise to a running consumer, not to one still starting (a
+    # loaded machine took over 5 s to start one).
+    wait_until(
+        lambda: any(assigned_partitions(line) for line in assignments(since_last_start(consumer))),
+        60,
+        f"partitions assigned\n{consumer.tail()}",
+    )
     now = datetime.now(UTC)
     start = envelope(
         "start-1",

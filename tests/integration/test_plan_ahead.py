@@ -18,6 +18,7 @@ from services.consumer.parsing import parsed
 from services.consumer.records import SourceRecord
 from services.consumer.state_cache import StateCache
 from services.replay.verify import verify
+from services.store.batch_store import PostgresBatchStore
 from services.store.connection import connect
 from tests.support.db import actual_rows
 from tests.support.streams import expected_rows, stream
@@ -48,7 +49,9 @@ async def test_batches_planned_ahead_project_every_event_exactly(ledger_database
             # As the consumer does: plan on what the batch in flight leaves, then commit.
             before = NOTHING_IN_FLIGHT if previous is None else await previous.wait()
             assert before is not None
-            ahead = await plan_ahead(side, parsed(batch_records), before, cache)
+            ahead = await plan_ahead(
+                PostgresBatchStore("ahead", conn=side), parsed(batch_records), before, cache
+            )
             if in_flight is not None:
                 outcome = await in_flight
                 planned_ahead += outcome.packs_planned_ahead
@@ -79,7 +82,12 @@ async def test_a_plan_on_a_pack_another_writer_moved_is_not_used(ledger_database
     conn, side, other = [await connect(ledger_database) for _ in range(3)]
     try:
         await ingest(conn, "ahead", _records(first), ours)
-        ahead = await plan_ahead(side, parsed(_records(third, "later")), NOTHING_IN_FLIGHT, ours)
+        ahead = await plan_ahead(
+            PostgresBatchStore("ahead", conn=side),
+            parsed(_records(third, "later")),
+            NOTHING_IN_FLIGHT,
+            ours,
+        )
         assert ahead.packs, "nothing was planned ahead"
         # Another consumer (a rebalance) writes events of the same packs meanwhile.
         await ingest(other, "ahead", _records(second, "theirs"), theirs)
@@ -103,7 +111,12 @@ async def test_an_id_another_writer_appended_meanwhile_fails_the_batch_whole(
     conn, side, other = [await connect(ledger_database) for _ in range(3)]
     try:
         await ingest(conn, "ahead", _records(first), cache)
-        ahead = await plan_ahead(side, parsed(_records(rest, "later")), NOTHING_IN_FLIGHT, cache)
+        ahead = await plan_ahead(
+            PostgresBatchStore("ahead", conn=side),
+            parsed(_records(rest, "later")),
+            NOTHING_IN_FLIGHT,
+            cache,
+        )
         # The same events reach the ledger through another writer before this batch.
         await ingest(other, "ahead", _records(rest[:5], "theirs"))
         with pytest.raises(psycopg.errors.UniqueViolation):
@@ -138,7 +151,9 @@ async def test_a_plan_dropped_after_its_predecessor_committed_leaves_the_cache_r
         await ingest_parsed(conn, "ahead", parsed(_records(a)), ours, None, handoff)
         before = await handoff.wait()
         assert before is not None and before.states
-        dropped = await plan_ahead(side, parsed(_records(b, "b")), before, ours)
+        dropped = await plan_ahead(
+            PostgresBatchStore("ahead", conn=side), parsed(_records(b, "b")), before, ours
+        )
         assert dropped.packs, "B was not planned ahead"
         await ingest(other, "ahead", _records(theirs, "theirs"))
         await ingest(conn, "ahead", _records(c, "c"), ours)

@@ -16,6 +16,8 @@ from events.envelope import STARTED, STOPPED
 from events.parse import Refusal, parse_event
 from events.publisher import CONTENT_TYPE, EventPublisher, build_event, publish_events
 from services.cli import main
+from services.consumer.parsing import sort_out
+from services.consumer.records import SourceRecord
 from services.settings import get_settings
 from tests.support.kafka import read_all
 from tests.unit.contract_cases import EXAMPLES_FILE, base, example_lines
@@ -59,7 +61,7 @@ def test_publish_the_example_file(
 ) -> None:
     assert get_settings().events_topic == cli_env
     assert main(["publish", str(EXAMPLES_FILE)]) == 0
-    assert f"published 7 event(s) to {cli_env}" in capsys.readouterr().out
+    assert f"published 8 event(s) to {cli_env}" in capsys.readouterr().out
 
     records = _records(kafka_bootstrap, cli_env)
     lines = example_lines()
@@ -81,6 +83,31 @@ def test_publish_the_example_file(
         assert [r.value for r in items] == in_file
 
 
+def test_publish_the_example_file_in_binary_mode(
+    cli_env: str, kafka_bootstrap: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["publish", "--mode", "binary", str(EXAMPLES_FILE)]) == 0
+    assert "(binary content mode)" in capsys.readouterr().out
+
+    records = _records(kafka_bootstrap, cli_env)
+    lines = example_lines()
+    assert len(records) == len(lines)
+    by_id = {json.loads(line)["id"]: line for line in lines}
+    for record in records:
+        headers = dict(record.headers)
+        assert headers["ce_specversion"] == b"1.0"
+        assert b"ce_data" not in headers and CONTENT_TYPE.encode() not in headers.values()
+        line = by_id[headers["ce_id"].decode()]
+        assert json.loads(record.value) == json.loads(line)["data"]  # the value is `data`
+        assert record.key == _pack_key(line)
+        (accepted,), refused = sort_out(
+            [SourceRecord(record.topic, record.partition, record.offset, record.key,
+                          record.value, record.headers)]
+        )  # fmt: skip
+        assert refused == []
+        assert accepted.event == parse_event(line)  # what the consumer reads: the same event
+
+
 def test_a_bad_line_publishes_nothing(
     cli_env: str, kafka_bootstrap: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -89,7 +116,7 @@ def test_a_bad_line_publishes_nothing(
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\n".join([*example_lines(), json.dumps(bad).encode()]) + b"\n")
     assert main(["publish", str(path)]) == 1
-    assert f"{path}:8: data.trainId: " in capsys.readouterr().err
+    assert f"{path}:9: data.trainId: " in capsys.readouterr().err
     ends = asyncio.run(end_offsets(kafka_bootstrap, cli_env))
     assert len(ends) == 4
     assert set(ends.values()) == {0}

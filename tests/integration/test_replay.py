@@ -67,6 +67,9 @@ LIVE_NAMES = {
     "usage_records_owner_start_idx",
     "usage_records_pack_start_idx",
     "usage_records_start_idx",
+    "usage_records_lease_idx",
+    "usage_records_open_lease_idx",
+    "usage_records_lapsed_idx",
 }
 
 
@@ -462,7 +465,7 @@ def _record(offset: int, doc: dict[str, Any]) -> SourceRecord:
 
 
 async def test_replay_reads_every_spelling_the_contract_accepts(ledger_database: str) -> None:
-    """Ids as digit strings, integral floats and strings for seconds, escapes in names,
+    """Ids as digit strings, integral floats for seconds, escapes in names,
     absent and null reasons, times with offsets, 'Z', 'z', seven fractional digits: the
     replay's fast path (fields taken out of the stored jsonb) must read them as the
     contract's validation does."""
@@ -487,7 +490,7 @@ async def test_replay_reads_every_spelling_the_contract_accepts(ledger_database:
         event("a1", "infinite.pack.adjusted", "2026-11-01T00:00:01Z", userPackId=42,
               deltaSeconds=600.0, reason="x"),
         event("a2", "infinite.pack.adjusted", "2026-11-01T00:00:02z", userPackId=42,
-              deltaSeconds=" -60 ", reason="y"),
+              deltaSeconds=-60.0, reason="y"),
         event("a3", "infinite.pack.adjusted", "2026-11-01T00:00:03+00:00", userPackId=42,
               deltaSeconds=6e2, reason="z"),
         event("s1", started, "2026-11-01t00:00:04.1234567z", userPackId=42, trainId="007",
@@ -499,7 +502,7 @@ async def test_replay_reads_every_spelling_the_contract_accepts(ledger_database:
         event("t3", stopped, "2026-11-01T05:00:01.000001Z", userPackId=42, trainId=8,
               reason="back\\slash\r\n"),
         event("s3", started, "2026-11-01T06:00:00Z", userPackId=42, trainId=9,
-              trainName="", userId=9, userName="still running"),
+              trainName="x", userId=9, userName="still running"),
     ]  # fmt: skip
     records = [_record(offset, doc) for offset, doc in enumerate(docs)]
     assert all(not isinstance(parse_event(r.value), Refusal) for r in records)
@@ -522,3 +525,32 @@ async def test_replay_reads_every_spelling_the_contract_accepts(ledger_database:
     assert ("a\tb\\c\nd", "张三", None) in names
     assert projected[0][42][0] == 3600 + 600 - 60 + 600  # granted
     assert verify(ledger_database, progress=False).clean  # and as the pure fold says
+
+
+async def test_replay_and_verify_with_leases_and_heartbeats(
+    kafka_bootstrap: str,
+    ledger_database: str,
+    unique_topic: str,
+    consumer_factory: Callable[[], ConsumerProcess],
+) -> None:
+    """Sessions with leases (some lapse in fold order, the others by the read's instant)
+    and heartbeats: the consumer, a replay (its SQL extraction of the steps) and
+    `ledger verify` (the pure fold of the parsed envelopes) agree, and so do the API's
+    answers at an instant every lease has passed."""
+    events = stream(packs=30, events_per_pack=30, seed=13, leases=True)
+    kinds = {item["type"] for item in events}
+    assert "infinite.training.heartbeat" in kinds
+    await produce(kafka_bootstrap, unique_topic, events)
+    consumer = consumer_factory()
+    consumer.start()
+    wait_applied(ledger_database, distinct_ids(events), consumer)
+    rows = actual_rows(ledger_database)
+    assert rows == expected_rows(events)
+    reasons = {usage[-3] for usage in rows[1].values()}  # stop_reason
+    assert {"leaseExpired", "completed", None} <= reasons  # lapsed, stopped and open ones
+    before = await api_answers(ledger_database)
+    report = replay(ledger_database, QUIET)
+    assert report.events == distinct_ids(events)
+    assert actual_rows(ledger_database) == rows
+    assert await api_answers(ledger_database) == before
+    assert verify(ledger_database, progress=False).clean

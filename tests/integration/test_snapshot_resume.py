@@ -9,7 +9,7 @@ import random
 from typing import Any
 
 from services.consumer.ingest import ingest
-from services.consumer.projector import SNAPSHOT_EVERY
+from services.consumer.plan import SNAPSHOT_EVERY
 from services.consumer.records import SourceRecord
 from services.consumer.state_cache import StateCache
 from services.replay.verify import verify

@@ -81,9 +81,14 @@ def test_clean_after_the_consumer_then_each_kind_of_drift_is_named(
         f"UPDATE usage_records SET charged_seconds = charged_seconds + 1 WHERE log_id = {closed}",
         f"UPDATE usage_records SET end_time = start_time WHERE log_id = {running}",
         f"DELETE FROM usage_records WHERE log_id = {gone}",
-        "INSERT INTO packs SELECT 999, user_id, user_name, pack_name, duration_type,"
+        "INSERT INTO packs (user_pack_id, user_id, user_name, pack_name, duration_type,"
         " buy_datetime, activity_end_time, node_list, granted, charged, open_starts,"
-        " open_train_ids, exhausts_at, exhaustion_notice_id, snapshot, event_count, updated_at"
+        " open_train_ids, open_lease_ends, exhausts_at, exhaustion_notice_id, low_balance,"
+        " snapshot, event_count, updated_at)"
+        " SELECT 999, user_id, user_name, pack_name, duration_type,"
+        " buy_datetime, activity_end_time, node_list, granted, charged, open_starts,"
+        " open_train_ids, open_lease_ends, exhausts_at, exhaustion_notice_id, low_balance,"
+        " snapshot, event_count, updated_at"
         " FROM packs WHERE user_pack_id = 6",
     ]
     for statement in tampering:

@@ -27,7 +27,7 @@ def actual_rows(url: str) -> tuple[dict[int, Any], dict[int, Any]]:
         for r in query(
             url,
             "SELECT log_id, user_pack_id, train_id, start_time, end_time, charged_seconds,"
-            " overrun_seconds FROM usage_records",
+            " overrun_seconds, stop_reason, lease_seconds, lease_ends_at FROM usage_records",
         )
     }
     return packs, usage

@@ -9,7 +9,7 @@ from typing import Any
 
 from events.parse import parse_object
 from projections.fold import fold
-from projections.read_models import pack_row, usage_row
+from projections.read_models import UsageRow, pack_row, usage_row
 from projections.state import LedgerEntry
 
 BASE = datetime(2026, 11, 1, tzinfo=UTC)
@@ -53,11 +53,14 @@ def purchase(pack: int, owner: int, at: datetime, seconds: int, tag: str = "") -
     )
 
 
-def stream(packs: int, events_per_pack: int, seed: int = 7, tag: str = "") -> list[dict[str, Any]]:
+def stream(
+    packs: int, events_per_pack: int, seed: int = 7, tag: str = "", *, leases: bool = False
+) -> list[dict[str, Any]]:
     """Purchases, top-ups and training sessions (some overlapping) on `packs` packs.
 
     Events of one pack have distinct times; their arrival order is shuffled a little
-    (late events) and a few are sent twice (duplicates by id).
+    (late events) and a few are sent twice (duplicates by id). With `leases`, starts may
+    carry a lease (some lapse, some are renewed) and running trainings heartbeat.
     """
     rng = random.Random(seed)
     out: list[dict[str, Any]] = []
@@ -78,6 +81,9 @@ def stream(packs: int, events_per_pack: int, seed: int = 7, tag: str = "") -> li
                     "reason": "top-up",
                 }
                 history.append(envelope(event_id, "infinite.pack.adjusted", at, data))
+            elif leases and roll < 0.3 and open_trains:
+                data = {"userPackId": pack, "trainId": rng.choice(open_trains)}
+                history.append(envelope(event_id, "infinite.training.heartbeat", at, data))
             elif roll < 0.55 or not open_trains:
                 next_train += 1
                 open_trains.append(next_train)
@@ -88,6 +94,8 @@ def stream(packs: int, events_per_pack: int, seed: int = 7, tag: str = "") -> li
                     "userId": owner,
                     "userName": f"user{owner}",
                 }
+                if leases and rng.random() < 0.7:
+                    data["leaseSeconds"] = rng.choice([200, 600, 1800])
                 history.append(envelope(event_id, "infinite.training.started", at, data))
             else:
                 train = open_trains.pop(rng.randrange(len(open_trains)))
@@ -114,6 +122,57 @@ def stream(packs: int, events_per_pack: int, seed: int = 7, tag: str = "") -> li
     return mixed
 
 
+def tied_stream(packs: int, events_per_pack: int, seed: int = 7) -> list[dict[str, Any]]:
+    """Histories whose events share instants on purpose (schedulers stamp whole seconds):
+    a restart at the stop's instant, a start and its stop at one instant, a top-up at a
+    stop's instant, conflicting purchases (earlier, equal and later than the first),
+    event ids not in time order - each pack's events shuffled, some delivered twice."""
+    rng = random.Random(seed)
+    out: list[dict[str, Any]] = []
+    for pack in range(1, packs + 1):
+        owner = 1000 + pack % 17
+        bought = BASE + timedelta(minutes=pack)
+        history = [purchase(pack, owner, bought, rng.randint(30, 400), f"{rng.randint(0, 9)}")]
+        for n in range(rng.choice([0, 0, 1, 2])):
+            other = purchase(pack, owner, bought, rng.randint(30, 400), f"{rng.randint(0, 9)}x{n}")
+            other["time"] = (bought + timedelta(seconds=rng.choice([-3, 0, 0, 3]))).isoformat()
+            history.append(other)
+        at = bought
+        trains = [pack * 1000 + k for k in range(1, 4)]
+        for n in range(events_per_pack):
+            at += timedelta(seconds=rng.choice([0, 0, 1, 2, 5, 30]))
+            train = rng.choice(trains)
+            event_id = f"{rng.randint(0, 99):02d}-{pack}-{n}"  # id order is not time order
+            kind = rng.choice(["start", "start", "stop", "stop", "adjust", "restart", "flash"])
+            if kind == "adjust":
+                delta = {
+                    "userPackId": pack,
+                    "deltaSeconds": rng.choice([60, -20, 300]),
+                    "reason": "x",
+                }
+                history.append(envelope(event_id, "infinite.pack.adjusted", at, delta))
+                continue
+            stop = {"userPackId": pack, "trainId": train, "reason": "completed"}
+            start = {
+                "userPackId": pack,
+                "trainId": train,
+                "trainName": f"job {train}",
+                "userId": owner,
+                "userName": f"user{owner}",
+            }
+            if kind in ("stop", "restart"):
+                history.append(envelope(event_id + "s", "infinite.training.stopped", at, stop))
+            if kind in ("start", "restart", "flash"):
+                history.append(envelope(event_id + "a", "infinite.training.started", at, start))
+            if kind == "flash":
+                history.append(envelope(event_id + "z", "infinite.training.stopped", at, stop))
+        rng.shuffle(history)
+        history.extend([item for item in history if rng.random() < 0.05])  # redeliveries
+        out.extend(history)
+    rng.shuffle(out)
+    return out
+
+
 def expected_rows(arrivals: list[dict[str, Any]]) -> tuple[dict[int, Any], dict[int, Any]]:
     """Per pack (granted, charged, open trainIds) and per logId the usage record fields,
     as the pure fold computes them from the first arrival of each event id."""
@@ -135,12 +194,20 @@ def expected_rows(arrivals: list[dict[str, Any]]) -> tuple[dict[int, Any], dict[
         packs[pack_id] = (row.granted, row.charged, sorted(row.open_train_ids))
         for record in result.records.values():
             u = usage_row(result.state, record)
-            usage[u.log_id] = (
-                u.user_pack_id,
-                u.train_id,
-                u.start_time,
-                u.end_time,
-                u.charged_seconds,
-                u.overrun_seconds,
-            )
+            usage[u.log_id] = usage_compared(u)
     return packs, usage
+
+
+def usage_compared(u: UsageRow) -> tuple[Any, ...]:
+    """The fields of a usage record that `expected_rows` compares."""
+    return (
+        u.user_pack_id,
+        u.train_id,
+        u.start_time,
+        u.end_time,
+        u.charged_seconds,
+        u.overrun_seconds,
+        u.stop_reason,
+        u.lease_seconds,
+        u.lease_ends_at,
+    )

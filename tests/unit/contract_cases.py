@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from events.envelope import ADJUSTED, PURCHASED, STARTED, STOPPED
+from events.envelope import ADJUSTED, HEARTBEAT, PURCHASED, STARTED, STOPPED
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES_FILE = REPO / "docs" / "examples" / "events.jsonl"
@@ -72,7 +72,9 @@ def base(kind: str) -> dict[str, Any]:
             "trainName": "llama-finetune",
             "userId": 7,
             "userName": "alice",
+            "leaseSeconds": 3600,
         },
+        HEARTBEAT: {"userPackId": 1001, "trainId": 5001},
         STOPPED: {"userPackId": 1001, "trainId": 5001, "reason": "completed"},
     }[kind]
     return copy.deepcopy(
@@ -124,7 +126,7 @@ def _drop(kind: str, *paths: str) -> dict[str, Any]:
     return mutate(base(kind), **dict.fromkeys(paths, _DELETE))
 
 
-KINDS = (PURCHASED, ADJUSTED, STARTED, STOPPED)
+KINDS = (PURCHASED, ADJUSTED, STARTED, HEARTBEAT, STOPPED)
 
 # Every id field of every type, as (kind, dotted path).
 ID_FIELDS = (
@@ -135,6 +137,8 @@ ID_FIELDS = (
     (STARTED, "data__userPackId"),
     (STARTED, "data__trainId"),
     (STARTED, "data__userId"),
+    (HEARTBEAT, "data__userPackId"),
+    (HEARTBEAT, "data__trainId"),
     (STOPPED, "data__userPackId"),
     (STOPPED, "data__trainId"),
 )
@@ -143,6 +147,7 @@ REQUIRED_DATA = {
     PURCHASED: ("userPackId", "userId", "packName", "packDurationType", "nodeList"),
     ADJUSTED: ("userPackId", "deltaSeconds", "reason"),
     STARTED: ("userPackId", "trainId", "trainName", "userId", "userName"),
+    HEARTBEAT: ("userPackId", "trainId"),
     STOPPED: ("userPackId", "trainId"),
 }
 
@@ -168,12 +173,27 @@ def accepted_cases() -> list[Case]:
         ok("id 1", _without_subject(STARTED, data__trainId=1)),
         ok("leading zeros in digit id", _change(STARTED, data__userPackId="0001001")),
         ok("subject with a digit-string id", _change(STOPPED, data__userPackId="1001")),
+        # A subject of zero-padded digits names the same pack (CONTRACT.md section 1).
+        ok("subject with leading zeros", _change(STARTED, subject="01001")),
+        ok(
+            "subject and id both zero-padded, differently",
+            _change(STARTED, subject="0001001", data__userPackId="01001"),
+        ),
+        ok(
+            "id with thousands of leading zeros",
+            _change(STARTED, subject="0" * 5000 + "1001", data__userPackId="0" * 5000 + "1001"),
+        ),
         # Optional fields left out.
         ok(
             "purchase without userName and buyDatetime",
             _drop(PURCHASED, "data__userName", "data__buyDatetime"),
         ),
         ok("stop without reason", _drop(STOPPED, "data__reason")),
+        # Leases (CONTRACT.md section 2).
+        ok("start without a lease", _drop(STARTED, "data__leaseSeconds")),
+        ok("start with the shortest lease", _change(STARTED, data__leaseSeconds=1)),
+        ok("start with the longest lease", _change(STARTED, data__leaseSeconds=86400)),
+        ok("start with lease null", _change(STARTED, data__leaseSeconds=None)),
         ok("stop with any reason", _change(STOPPED, data__reason="preempted by ops")),
         ok("stop reason exhausted", _change(STOPPED, data__reason="exhausted")),
         ok("stop reason null", _change(STOPPED, data__reason=None)),
@@ -220,6 +240,13 @@ def accepted_cases() -> list[Case]:
         ok("time with fraction", _change(STARTED, time="2024-05-01T02:00:00.123456+00:00")),
         ok("time with negative offset", _change(STARTED, time="2024-04-30T21:00:00-05:00")),
         ok("time with space separator", _change(STARTED, time="2024-05-01 02:00:00Z")),
+        *time_cases_accepted(),
+        *count_cases_accepted(),
+        *text_limit_cases_accepted(),
+        ok(
+            "an escaped backslash before u0000 is text, not U+0000",
+            _change(STARTED, data__trainName="a\\u0000b", data__gpu={"k\\u0000": "\\u0000"}),
+        ),
         # Event ids.
         ok("id of 1 char", _change(STARTED, id="x")),
         ok("id of 128 chars", _change(STARTED, id="x" * 128)),
@@ -294,9 +321,15 @@ def refused_cases() -> list[Case]:
             schema_agrees=False,
         ),
         bad(
-            "subject with leading zeros",
-            _change(STARTED, subject="01001"),
-            "subject '01001' does not match",
+            "subject zero-padded naming another pack, not matching",
+            _change(STARTED, subject="01002"),
+            "subject '01002' does not match data.userPackId 1001",
+            schema_agrees=False,
+        ),
+        bad(
+            "subject of signed digits not matching",
+            _change(STARTED, subject="+1001"),
+            "subject '+1001' does not match",
             schema_agrees=False,
         ),
         bad("subject number", _change(STARTED, subject=1001), "subject: ", "valid string"),
@@ -404,7 +437,28 @@ def refused_cases() -> list[Case]:
         bad("reason number", _change(ADJUSTED, data__reason=3), "data.reason: "),
         # Trainings.
         bad("trainName list", _change(STARTED, data__trainName=["a"]), "data.trainName: "),
-        bad("trainName of 256 chars", _change(STARTED, data__trainName="t" * 256), "at most 255"),
+        bad(
+            "lease of 0 seconds",
+            _change(STARTED, data__leaseSeconds=0),
+            "data.leaseSeconds: ",
+            "greater than or equal to 1",
+        ),
+        bad(
+            "lease longer than a day",
+            _change(STARTED, data__leaseSeconds=86401),
+            "data.leaseSeconds: ",
+            "less than or equal to 86400",
+        ),
+        bad(
+            "negative lease",
+            _change(STARTED, data__leaseSeconds=-60),
+            "data.leaseSeconds: ",
+            "greater than or equal to 1",
+        ),
+        *time_cases_refused(),
+        *count_cases_refused(),
+        *text_limit_cases_refused(),
+        *nul_cases_refused(),
         bad("stop reason number", _change(STOPPED, data__reason=1), "data.reason: "),
     ]
     # Every required envelope attribute.
@@ -431,7 +485,7 @@ def refused_cases() -> list[Case]:
         ("true", True, "positive integer or a string of digits", True),
         ("false", False, "positive integer or a string of digits", True),
         ("fraction", 12.5, "not a fraction", True),
-        ("integral float", 12.0, "not a fraction", False),
+        ("integral float", 12.0, "without a fraction part (12, not 12.0)", False),
         ("negative digits", "-5", "string of digits", True),
         ("digits with space", " 12", "string of digits", True),
         ("hex", "0x1f", "string of digits", True),
@@ -453,6 +507,220 @@ def refused_cases() -> list[Case]:
                 )
             )
     return cases
+
+
+# Every time field, as (kind, dotted path, the rest of the event it needs).
+TIME_FIELDS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    (STARTED, "time", {}),
+    (PURCHASED, "data__buyDatetime", {}),
+    (
+        PURCHASED,
+        "data__activityEndTime",
+        {"data__packDurationType": "type.activity", "data__durationSeconds": _DELETE},
+    ),
+)
+
+# The ends of the contract's range (events/times.py), each side, with offsets that put
+# the local date on the other side of the UTC day.
+TIMES_IN_RANGE = (
+    "0001-01-02T00:00:00Z",
+    "0001-01-01T23:00:00-01:00",
+    "0001-01-01T10:00:00.5-14:00",
+    "9999-12-30T23:59:59.999999Z",
+    "9999-12-31T00:59:59.999999+01:00",
+    "9999-12-31T13:59:59+14:00",
+    "9999-12-30T23:59:60Z",  # a leap second, read as 23:59:59.999999: still inside
+)
+TIMES_OUT_OF_RANGE = (
+    "0001-01-01T23:59:59.999999Z",
+    "0001-01-02T00:59:59+01:00",
+    "0001-01-01T00:00:00Z",
+    "0001-01-01T00:00:00+14:00",
+    "0000-12-31T23:00:00-01:00",
+    "9999-12-31T00:00:00Z",
+    "9999-12-30T23:00:00-01:00",
+    "9999-12-31T23:59:59-01:00",  # issue 11: its exhaustion instant overflowed
+    "9999-12-31T23:59:59.999999Z",
+)
+
+LEAP_SECONDS = (
+    "2016-12-31T23:59:60Z",
+    "2016-12-31T23:59:60.5Z",
+    "2016-12-31T23:59:60.999999999Z",
+    "2017-01-01T07:59:60.123+08:00",
+    "2016-12-31T18:59:60-05:00",
+)
+
+
+def _at(kind: str, path: str, text: str, rest: dict[str, Any]) -> dict[str, Any]:
+    return mutate(base(kind), **rest, **{path: text})
+
+
+def time_cases_accepted() -> list[Case]:
+    cases = [
+        ok(f"{_dotted(path)} {text} in range", _at(kind, path, text, rest))
+        for kind, path, rest in TIME_FIELDS
+        for text in TIMES_IN_RANGE
+    ]
+    cases += [ok(f"leap second {text}", _change(STARTED, time=text)) for text in LEAP_SECONDS]
+    return cases
+
+
+def time_cases_refused() -> list[Case]:
+    """The JSON Schema cannot say the range: these are known differences."""
+    return [
+        bad(
+            f"{_dotted(path)} {text} out of range",
+            _at(kind, path, text, rest),
+            f"{_dotted(path)}: '{text}' is outside the contract's range",
+            "0001-01-02T00:00:00Z and 9999-12-30T23:59:59.999999Z",
+            schema_agrees=False,
+        )
+        for kind, path, rest in TIME_FIELDS
+        for text in TIMES_OUT_OF_RANGE
+    ]
+
+
+# Every count field, as (kind, dotted path).
+COUNT_FIELDS = (
+    (PURCHASED, "data__durationSeconds"),
+    (ADJUSTED, "data__deltaSeconds"),
+    (STARTED, "data__leaseSeconds"),
+    (PURCHASED, "data__nodeList__0__cpuCount"),
+    (PURCHASED, "data__nodeList__0__gpuCount"),
+    (PURCHASED, "data__nodeList__1__memorySize"),
+)
+
+
+def count_cases_accepted() -> list[Case]:
+    """`3600.0` is the number 3600, as JSON Schema's `type: integer` says."""
+    cases = [
+        ok(
+            f"{_dotted(path)} as an integral float",
+            _change(kind, **{path: float(_get(base(kind), path))}),
+        )
+        for kind, path in COUNT_FIELDS
+    ]
+    exponent = encode(base(PURCHASED)).replace(
+        b'"durationSeconds": 36000', b'"durationSeconds": 3.6e4'
+    )
+    cases.append(Case("durationSeconds in exponent notation", exponent))
+    cases.append(
+        ok("negative integral float deltaSeconds", _change(ADJUSTED, data__deltaSeconds=-600.0))
+    )
+    return cases
+
+
+def count_cases_refused() -> list[Case]:
+    cases: list[Case] = []
+    for kind, path in COUNT_FIELDS:
+        where = f"{_dotted(path)}: "
+        number = _get(base(kind), path)
+        cases += [
+            bad(
+                f"{kind} {_dotted(path)} as digits",
+                _change(kind, **{path: str(number)}),
+                where,
+                "not a string",
+            ),
+            bad(
+                f"{kind} {_dotted(path)} fraction",
+                _change(kind, **{path: number + 0.5}),
+                where,
+                "not a fraction",
+            ),
+            bad(
+                f"{kind} {_dotted(path)} false",
+                _change(kind, **{path: False}),
+                where,
+                "not a boolean",
+            ),
+        ]
+    return cases
+
+
+# Text limits of CONTRACT.md section 1, in characters (not bytes): (kind, path, min, max).
+TEXT_LIMITS = (
+    (PURCHASED, "data__packName", 1, 255),
+    (PURCHASED, "data__nodeList__0__nodeName", 0, 255),
+    (PURCHASED, "data__userName", 0, 255),
+    (STARTED, "data__userName", 0, 255),
+    (STARTED, "data__trainName", 1, 1000),
+    (ADJUSTED, "data__reason", 0, 1000),
+    (STOPPED, "data__reason", 0, 1000),
+)
+WIDE = "训"  # three bytes in UTF-8: a limit counted in bytes would refuse it early
+EMOJI = "🚀"  # four bytes, and two UTF-16 code units
+
+
+def text_limit_cases_accepted() -> list[Case]:
+    cases: list[Case] = []
+    for kind, path, shortest, longest in TEXT_LIMITS:
+        name = f"{kind} {_dotted(path)}"
+        cases += [
+            ok(f"{name} of {shortest} chars", _change(kind, **{path: "x" * shortest})),
+            ok(f"{name} of {longest} wide chars", _change(kind, **{path: WIDE * longest})),
+            ok(f"{name} of {longest} emoji", _change(kind, **{path: EMOJI * longest})),
+        ]
+    return cases
+
+
+def text_limit_cases_refused() -> list[Case]:
+    cases: list[Case] = []
+    for kind, path, shortest, longest in TEXT_LIMITS:
+        name, where = f"{kind} {_dotted(path)}", f"{_dotted(path)}: "
+        cases.append(
+            bad(
+                f"{name} of {longest + 1} wide chars",
+                _change(kind, **{path: WIDE * (longest + 1)}),
+                where,
+                f"at most {longest} characters",
+            )
+        )
+        if shortest:
+            cases.append(
+                bad(
+                    f"empty {name}",
+                    _change(kind, **{path: ""}),
+                    where,
+                    f"at least {shortest} character",
+                )
+            )
+    return cases
+
+
+def nul_cases_refused() -> list[Case]:
+    """PostgreSQL cannot store U+0000; JSON Schema cannot say it: known differences."""
+    reason = "contains the character U+0000, which the ledger cannot store"
+    return [
+        bad(
+            "data.trainName holding U+0000",
+            _change(STARTED, data__trainName="a\x00b"),
+            f"data.trainName: {reason}",
+            schema_agrees=False,
+        ),
+        bad(
+            "backslash then U+0000",
+            _change(STARTED, data__trainName="a\\\x00"),
+            f"data.trainName: {reason}",
+            schema_agrees=False,
+        ),
+        bad(
+            "id holding U+0000", _change(STARTED, id="x\x00"), f"id: {reason}", schema_agrees=False
+        ),
+        bad(
+            "data key holding U+0000",
+            _change(STARTED, data__extra={"k\x00": 1}),
+            f"data.extra: a key {reason}",
+            schema_agrees=False,
+        ),
+        bad(
+            "nested extension holding U+0000",
+            _change(STARTED, clusterinfo={"nodes": [{"name": "ok"}, {"name": "\x00"}]}),
+            f"clusterinfo.nodes.1.name: {reason}",
+            schema_agrees=False,
+        ),
+    ]
 
 
 def _get(event: dict[str, Any], path: str) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 from events.envelope import (
     AdjustedEvent,
     AnyPackEvent,
+    HeartbeatEvent,
     PurchasedEvent,
     StartedEvent,
     StoppedEvent,
@@ -101,17 +102,34 @@ def adjusted(
 
 
 def started(
-    when: When, train: int, *, pack: int = PACK, user: int = OWNER, event_id: str | None = None
+    when: When,
+    train: int,
+    *,
+    pack: int = PACK,
+    user: int = OWNER,
+    event_id: str | None = None,
+    lease: int | None = None,
 ) -> StartedEvent:
-    data = {
+    data: dict[str, Any] = {
         "userPackId": pack,
         "trainId": train,
         "trainName": f"train {train}",
         "userId": user,
         "userName": f"user {user}",
     }
+    if lease is not None:
+        data["leaseSeconds"] = lease
     event = _envelope("infinite.training.started", when, data, event_id)
     assert isinstance(event, StartedEvent)
+    return event
+
+
+def heartbeat(
+    when: When, train: int, *, pack: int = PACK, event_id: str | None = None
+) -> HeartbeatEvent:
+    data = {"userPackId": pack, "trainId": train}
+    event = _envelope("infinite.training.heartbeat", when, data, event_id)
+    assert isinstance(event, HeartbeatEvent)
     return event
 
 
@@ -180,7 +198,15 @@ def describe(
         "adjustments": state.adjustments,
         "charged": state.charged,
         "open": {
-            train: (r.log_id, r.start_time, r.start_event_id, r.train_name, r.user_id)
+            train: (
+                r.log_id,
+                r.start_time,
+                r.start_event_id,
+                r.train_name,
+                r.user_id,
+                r.lease_seconds,
+                r.lease_ends_at,
+            )
             for train, r in sorted(state.open_sessions.items())
         },
         "last_time": state.last_time,
@@ -190,7 +216,9 @@ def describe(
             state.audit.conflicting_purchases,
             state.audit.duplicate_starts,
             state.audit.orphan_stops,
+            state.audit.orphan_heartbeats,
         ),
+        "lows": state.lows,
         "records": {log_id: _record_fields(r) for log_id, r in sorted(records.items())},
     }
     if state.purchase is not None:
@@ -213,4 +241,6 @@ def _record_fields(record: UsageRecord) -> tuple[Any, ...]:
         record.stop_reason,
         record.charged_seconds,
         record.overrun_seconds,
+        record.lease_seconds,
+        record.lease_ends_at,
     )

@@ -12,9 +12,11 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from events.envelope import INBOUND_TYPES, ExhaustedEvent
+from events.envelope import INBOUND_TYPES, ExhaustedEvent, LapsedEvent, LowEvent
 from events.parse import Refusal, parse_event
+from services.consumer.dead_letters import copy_headers
 from services.settings import Settings
+from services.store.ledger_sql import RefusedRecord
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
 DOCUMENT = EVENTS_DIR / "asyncapi.yaml"
@@ -107,7 +109,12 @@ def test_payloads_reference_the_published_schema_files(doc: dict[str, Any]) -> N
     files = {
         m["payload"]["$ref"].split("#")[0] for m in messages.values() if "$ref" in m["payload"]
     }
-    assert files == {"./schema/pack-event.schema.json", "./schema/pack-exhausted.schema.json"}
+    assert files == {
+        "./schema/pack-event.schema.json",
+        "./schema/pack-exhausted.schema.json",
+        "./schema/pack-low.schema.json",
+        "./schema/training-lapsed.schema.json",
+    }
     for path in files:
         assert (EVENTS_DIR / path).is_file()
 
@@ -148,9 +155,11 @@ def test_dlq_headers_are_the_consumers(doc: dict[str, Any]) -> None:
     headers = message["headers"]
     assert set(headers["properties"]) == DLQ_HEADERS
     assert set(headers["required"]) == DLQ_HEADERS
-    consumer = (EVENTS_DIR.parent / "services" / "consumer" / "app.py").read_text("utf-8")
-    for header in DLQ_HEADERS:
-        assert f'"{header}"' in consumer, f"the consumer does not send {header}"
+    refused = RefusedRecord("pack-events", 2, 1834, b"1001", b"{}", "why", [("x-own", b"1")])
+    sent = [name for name, _ in copy_headers(refused)]
+    assert sent[0] == "x-own"  # the record's own headers first
+    assert sorted(sent[1:]) == sorted(DLQ_HEADERS)
+    assert message["headers"]["additionalProperties"]  # the record's own headers
 
 
 def test_exhausted_notice_message(doc: dict[str, Any]) -> None:
@@ -197,3 +206,30 @@ def test_exhausted_example_is_valid(doc: dict[str, Any]) -> None:
         assert list(validator.iter_errors(example["payload"])) == []
         notice = ExhaustedEvent.model_validate(example["payload"])
         assert notice.subject == str(notice.data.userPackId)
+
+
+def test_low_notice_message_and_example(doc: dict[str, Any]) -> None:
+    message = deref(doc, doc["channels"]["packEventsOut"]["messages"]["packLow"])
+    assert message["name"] == "infinite.pack.low"
+    assert message["contentType"] == CLOUDEVENTS
+    assert deref(doc, message["payload"])["properties"]["type"]["const"] == "infinite.pack.low"
+    validator = _validator("pack-low.schema.json")
+    for example in message["examples"]:
+        assert list(validator.iter_errors(example["payload"])) == []
+        notice = LowEvent.model_validate(example["payload"])
+        assert notice.subject == str(notice.data.userPackId)
+
+
+def test_lapse_notice_message_and_example(doc: dict[str, Any]) -> None:
+    message = deref(doc, doc["channels"]["packEventsOut"]["messages"]["trainingLapsed"])
+    assert message["name"] == "infinite.training.lapsed"
+    assert message["contentType"] == CLOUDEVENTS
+    payload = deref(doc, message["payload"])
+    assert payload["properties"]["type"]["const"] == "infinite.training.lapsed"
+    validator = _validator("training-lapsed.schema.json")
+    assert message["examples"]
+    for example in message["examples"]:
+        assert list(validator.iter_errors(example["payload"])) == []
+        notice = LapsedEvent.model_validate(example["payload"])
+        assert notice.subject == str(notice.data.userPackId)
+        assert notice.time == notice.data.lapsedAt

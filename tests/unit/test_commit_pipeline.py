@@ -7,7 +7,8 @@ import asyncio
 import pytest
 from aiokafka import TopicPartition
 
-from services.consumer.app import _lags, kafka_offsets
+from services.consumer.batch import kafka_offsets
+from services.consumer.batch import lags as _lags
 from services.consumer.pipeline import CommitPipeline, fetched_behind, rewind
 from services.consumer.records import SourceRecord, next_offsets
 

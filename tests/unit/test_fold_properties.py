@@ -1,9 +1,12 @@
 """Any arrival order and any duplication of a history gives the in-order state.
 
-Histories are realistic: one to three packs, each with one purchase, adjustments, and
-starts/stops of a few trainIds at distinct times (so orphans, duplicate starts and
-repeated sessions of one trainId all occur). Redelivered events (same `id`) are
-deduplicated by the ledger before the fold, keeping the first arrival; positions are
+Histories are realistic: one to three packs, each with a purchase (and maybe conflicting
+ones, earlier, at the same instant or later), adjustments, and starts/stops of a few
+trainIds (so orphans, duplicate starts and repeated sessions of one trainId all occur).
+Ties are drawn on purpose, as schedulers that stamp whole seconds make them: events of
+every kind share instants, a training restarts at its stop's instant, a start and its
+stop share one instant, and event ids do not follow time. Redelivered events (same `id`)
+are deduplicated by the ledger before the fold, keeping the first arrival; positions are
 assigned by arrival across all packs, as in the ledger.
 """
 
@@ -24,17 +27,28 @@ from projections import rules
 from projections.fold import (
     applies_in_order,
     apply,
+    apply_in_order,
     exhausts_at,
     fold,
+    purchase_order,
     remaining_at,
 )
 from projections.snapshot import from_snapshot, to_snapshot
 from projections.state import LedgerEntry, PackState, UsageRecord
-from tests.unit.event_factory import T0, adjusted, describe, purchased, started, stopped
+from projections.terms import DEFAULT_TERMS, Terms
+from tests.unit.event_factory import (
+    T0,
+    adjusted,
+    describe,
+    heartbeat,
+    purchased,
+    started,
+    stopped,
+)
 
 PROPERTY = settings(max_examples=200, deadline=None)
 ZONES = [timezone.utc, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5, minutes=-30))]  # noqa: UP017
-NOWS = [-10, 0, 30, 60.5, 100, 150, 250, 400, 1000]
+NOWS = [-10, 0, 3, 10.5, 20, 30, 45, 60, 61, 100, 400]
 
 
 @dataclass(frozen=True)
@@ -45,45 +59,66 @@ class History:
 
 @st.composite
 def pack_events(draw: st.DrawFn, pack: int, extra_purchases: int = 0) -> list[AnyPackEvent]:
-    """One pack's facts: a purchase, then adjustments, starts and stops at distinct times."""
+    """One pack's facts: purchases, then adjustments, starts and stops, with ties."""
 
-    def when(ms: int) -> datetime:
-        return (T0 + timedelta(milliseconds=ms)).astimezone(draw(st.sampled_from(ZONES)))
+    def when(seconds: int) -> datetime:
+        # Mostly whole seconds (ties), sometimes a fraction (sub-second lengths).
+        fraction = draw(st.sampled_from([0, 0, 0, 250, 999]))
+        instant = T0 + timedelta(seconds=seconds, milliseconds=fraction)
+        return instant.astimezone(draw(st.sampled_from(ZONES)))
+
+    def tag() -> str:
+        return draw(st.sampled_from("abcdefghij"))  # ids whose order is not time order
 
     activity = draw(st.integers(0, 4)) == 0
-    buy = draw(st.one_of(st.none(), st.integers(-100_000, 400_000)))
+    buy = draw(st.one_of(st.none(), st.integers(-100, 400)))
+    bought = draw(st.integers(-100, 60))
     events: list[AnyPackEvent] = [
         purchased(
-            when(draw(st.integers(-100_000, 400_000))),
+            when(bought),
             pack=pack,
-            seconds=draw(st.integers(0, 200)),
+            seconds=draw(st.integers(0, 90)),
             activity=activity,
-            activity_end=(draw(st.one_of(st.none(), st.integers(0, 400))) if activity else None),
+            activity_end=(draw(st.one_of(st.none(), st.integers(0, 60))) if activity else None),
             buy=None if buy is None else when(buy),
-            event_id=f"p{pack}-buy",
+            event_id=f"p{pack}-{tag()}-buy",
         )
     ]
     for n in range(extra_purchases):
         events.append(
             purchased(
-                when(draw(st.integers(-100_000, 400_000))),
+                when(bought + draw(st.sampled_from([-5, 0, 0, 5]))),
                 pack=pack,
-                seconds=draw(st.integers(0, 200)),
-                event_id=f"p{pack}-buy-{n}",
+                seconds=draw(st.integers(0, 90)),
+                event_id=f"p{pack}-{tag()}-buy-{n}",
             )
         )
     count = draw(st.integers(0, 14))
-    times = draw(st.lists(st.integers(0, 400_000), min_size=count, max_size=count, unique=True))
-    for n, ms in enumerate(sorted(times)):
-        kind = draw(st.sampled_from(["start", "start", "stop", "stop", "adjust"]))
-        event_id = f"p{pack}-{n}"
+    times = sorted(draw(st.lists(st.integers(0, 60), min_size=count, max_size=count)))
+    kinds = ["start", "start", "stop", "stop", "adjust", "restart", "flash", "beat", "beat"]
+    # Leases short enough that sessions lapse between events, at instants of events and
+    # of other lapses (whole seconds), and some sessions without one.
+    leases = [None, None, 1, 3, 10, 25]
+    for n, second in enumerate(times):
+        kind = draw(st.sampled_from(kinds))
+        event_id = f"p{pack}-{tag()}-{n}"
+        instant = when(second)
         if kind == "adjust":
-            delta = draw(st.integers(-100, 100).filter(bool))
-            events.append(adjusted(when(ms), delta, pack=pack, event_id=event_id))
-        else:
-            train = draw(st.integers(1, 3))
-            build = started if kind == "start" else stopped
-            events.append(build(when(ms), train, pack=pack, event_id=event_id))
+            delta = draw(st.integers(-30, 30).filter(bool))
+            events.append(adjusted(instant, delta, pack=pack, event_id=event_id))
+            continue
+        train = draw(st.integers(1, 3))
+        if kind == "beat":  # renews a lease; of a lapsed or stopped session: kept for audit
+            events.append(heartbeat(instant, train, pack=pack, event_id=f"{event_id}-{tag()}h"))
+            continue
+        if kind in ("stop", "restart"):  # restart: a stop and a start at one instant
+            events.append(stopped(instant, train, pack=pack, event_id=f"{event_id}-{tag()}s"))
+        if kind in ("start", "restart", "flash"):
+            lease = draw(st.sampled_from(leases))
+            start_id = f"{event_id}-{tag()}a"
+            events.append(started(instant, train, pack=pack, event_id=start_id, lease=lease))
+        if kind == "flash":  # a start and its stop at one instant
+            events.append(stopped(instant, train, pack=pack, event_id=f"{event_id}-{tag()}z"))
     return events
 
 
@@ -138,21 +173,24 @@ def split_ledgers(data: st.DataObject) -> Iterator[tuple[int, list[LedgerEntry],
 
 
 def in_order(events: list[AnyPackEvent]) -> list[AnyPackEvent]:
-    """The arrival order that needs no re-fold: purchases first, then by time."""
+    """One arrival order (purchases first, then by time, ties in generation order): the
+    reference the others must agree with."""
     return sorted(events, key=lambda e: (not isinstance(e, PurchasedEvent), e.time))
 
 
-def folded_views(entries: list[LedgerEntry], packs: list[int]) -> dict[int, dict[str, Any]]:
+def folded_views(
+    entries: list[LedgerEntry], packs: list[int], terms: Terms = DEFAULT_TERMS
+) -> dict[int, dict[str, Any]]:
     grouped = by_pack(entries)
     views = {}
     for pack in packs:
-        result = fold(pack, grouped[pack])
+        result = fold(pack, grouped[pack], terms=terms)
         views[pack] = describe(result.state, result.records, NOWS)
     return views
 
 
 def consume(
-    entries: list[LedgerEntry], batch_ends: list[bool]
+    entries: list[LedgerEntry], batch_ends: list[bool], terms: Terms = DEFAULT_TERMS
 ) -> tuple[dict[int, PackState], dict[int, dict[int, UsageRecord]]]:
     """The live consumer: apply in-order entries, else re-fold the pack from the ledger.
 
@@ -169,9 +207,9 @@ def consume(
         touched.add(pack)
         state = states.get(pack) or PackState(pack)
         if applies_in_order(state, entry):
-            apply(state, entry, records[pack])
+            apply(state, entry, records[pack], terms=terms)
         else:
-            result = fold(pack, seen[pack])
+            result = fold(pack, seen[pack], terms=terms)
             state = result.state
             records[pack] = dict(result.records)  # a re-fold replaces the pack's records
         states[pack] = state
@@ -185,10 +223,10 @@ def consume(
 
 
 def consume_sorted_batches(
-    entries: list[LedgerEntry], batch_ends: list[bool]
+    entries: list[LedgerEntry], batch_ends: list[bool], terms: Terms = DEFAULT_TERMS
 ) -> tuple[dict[int, PackState], dict[int, dict[int, UsageRecord]]]:
     """The projector's way: per batch and pack, load the snapshot, apply the batch's
-    entries sorted by (time, position) if every one applies in order, else re-fold."""
+    entries with `apply_in_order` if they all come after it, else re-fold."""
     snapshots: dict[int, dict[str, Any]] = {}
     records: dict[int, dict[int, UsageRecord]] = defaultdict(dict)
     seen: dict[int, list[LedgerEntry]] = defaultdict(list)
@@ -202,16 +240,13 @@ def consume_sorted_batches(
             state: PackState | None = None
             if pack in snapshots:
                 state = from_snapshot(json.loads(json.dumps(snapshots[pack])))
-                changes: dict[int, UsageRecord] = {}
-                for item in sorted(pack_entries, key=lambda e: (e.event.time, e.position)):  # type: ignore[attr-defined]
-                    if not applies_in_order(state, item):
-                        state = None
-                        break
-                    apply(state, item, changes)
-                if state is not None:
+                changes = apply_in_order(state, pack_entries, terms=terms)
+                if changes is None:
+                    state = None
+                else:
                     records[pack].update({k: replace(r) for k, r in changes.items()})
             if state is None:
-                result = fold(pack, seen[pack])
+                result = fold(pack, seen[pack], terms=terms)
                 if result.state.purchase is None:
                     continue  # parked
                 state = result.state
@@ -221,23 +256,33 @@ def consume_sorted_batches(
     return {pack: from_snapshot(doc) for pack, doc in snapshots.items()}, records
 
 
+# The fold's settings: a default lease for starts without one, low-balance thresholds.
+TERMS = st.builds(
+    Terms,
+    low_balance_seconds=st.sampled_from([(), (10,), (5, 30)]),
+    default_lease_seconds=st.sampled_from([None, None, 4]),
+)
+
+
 @PROPERTY
 @given(st.data())
 def test_any_arrival_order_and_duplication_gives_the_in_order_state(data: st.DataObject) -> None:
     history = data.draw(histories())
-    expected = folded_views(ledger(in_order(history.events)), history.packs)
+    terms = data.draw(TERMS)
+    expected = folded_views(ledger(in_order(history.events)), history.packs, terms)
     arrivals = data.draw(deliveries(history.events))
-    assert folded_views(ledger(arrivals), history.packs) == expected
+    assert folded_views(ledger(arrivals), history.packs, terms) == expected
 
 
 @PROPERTY
 @given(st.data())
 def test_incremental_consumer_agrees_with_a_single_fold(data: st.DataObject) -> None:
     history = data.draw(histories())
+    terms = data.draw(TERMS)
     entries = ledger(data.draw(deliveries(history.events)))
     batch_ends = data.draw(st.lists(st.booleans(), min_size=len(entries), max_size=len(entries)))
-    states, records = consume(entries, batch_ends)
-    expected = folded_views(ledger(in_order(history.events)), history.packs)
+    states, records = consume(entries, batch_ends, terms)
+    expected = folded_views(ledger(in_order(history.events)), history.packs, terms)
     got = {pack: describe(states[pack], records[pack], NOWS) for pack in history.packs}
     assert got == expected
 
@@ -246,45 +291,62 @@ def test_incremental_consumer_agrees_with_a_single_fold(data: st.DataObject) -> 
 @given(st.data())
 def test_sorted_batches_agree_with_a_single_fold(data: st.DataObject) -> None:
     history = data.draw(histories())
+    terms = data.draw(TERMS)
     entries = ledger(data.draw(deliveries(history.events)))
     batch_ends = data.draw(st.lists(st.booleans(), min_size=len(entries), max_size=len(entries)))
-    states, records = consume_sorted_batches(entries, batch_ends)
-    expected = folded_views(ledger(in_order(history.events)), history.packs)
+    states, records = consume_sorted_batches(entries, batch_ends, terms)
+    expected = folded_views(ledger(in_order(history.events)), history.packs, terms)
     got = {pack: describe(states[pack], records[pack], NOWS) for pack in history.packs}
     assert got == expected
 
 
 @PROPERTY
 @given(st.data())
-def test_in_order_consumer_never_refolds(data: st.DataObject) -> None:
-    """Arrivals in (purchase, time) order always apply: no re-fold is needed."""
+def test_in_order_consumer_refolds_only_at_a_shared_instant(data: st.DataObject) -> None:
+    """Arrivals in time order apply without a re-fold, except an event at the instant of
+    the last one applied (it may belong before it) and a second purchase (it may win)."""
     history = data.draw(histories())
     grouped = by_pack(ledger(in_order(history.events)))
     for pack, pack_entries in grouped.items():
         records: dict[int, UsageRecord] = {}
         first, *rest = pack_entries
         state = fold(pack, [first]).state
+        seen = [first]
         for entry in rest:
-            assert applies_in_order(state, entry)
-            apply(state, entry, records)
+            seen.append(entry)
+            event = entry.event
+            last = state.last_time
+            shared = last is not None and event.time == last  # type: ignore[attr-defined]
+            if isinstance(event, PurchasedEvent) or shared:
+                assert not applies_in_order(state, entry)
+                state = fold(pack, seen).state
+            else:
+                assert applies_in_order(state, entry)
+                apply(state, entry, records)
 
 
 @PROPERTY
 @given(st.data())
-def test_conflicting_purchases_first_arrival_wins(data: st.DataObject) -> None:
+def test_conflicting_purchases_earliest_then_smallest_id_wins(data: st.DataObject) -> None:
     history = data.draw(histories(extra_purchases=2))
     entries = ledger(data.draw(deliveries(history.events)))
     batch_ends = data.draw(st.lists(st.booleans(), min_size=len(entries), max_size=len(entries)))
     states, records = consume(entries, batch_ends)
     grouped = by_pack(entries)
     for pack in history.packs:
-        purchases = [e.event for e in grouped[pack] if isinstance(e.event, PurchasedEvent)]
+        ranked = sorted(
+            (e for e in grouped[pack] if isinstance(e.event, PurchasedEvent)), key=purchase_order
+        )
+        purchases = [entry.event for entry in ranked]
+        winner = purchases[0]
+        assert isinstance(winner, PurchasedEvent)
         result = fold(pack, grouped[pack])
         state = result.state
         assert state.purchase is not None
-        assert state.purchase.event_id == purchases[0].id
-        assert state.audit.conflicting_purchases == [p.id for p in purchases[1:]]
-        assert state.granted - state.adjustments == (purchases[0].data.durationSeconds or 0)
+        assert state.purchase.event_id == winner.id
+        assert all((winner.time, winner.id) < (p.time, p.id) for p in purchases[1:])  # type: ignore[attr-defined]
+        assert state.audit.conflicting_purchases == [p.id for p in purchases[1:]]  # type: ignore[attr-defined]
+        assert state.granted - state.adjustments == (winner.data.durationSeconds or 0)
         assert describe(states[pack], records[pack], NOWS) == describe(state, result.records, NOWS)
 
 
@@ -338,10 +400,14 @@ def test_one_notice_per_exhaustion(history: History) -> None:
         records: dict[int, UsageRecord] = {}
         for entry in rest:
             before = exhausts_at(state)
-            apply(state, entry, records)
             at = entry.event.time  # type: ignore[attr-defined]
+            # Some session runs up to the event: the exhaustion has not ended since (it
+            # ends when every open session has lapsed).
+            sessions = state.open_sessions.values()
+            lasts = any(r.lease_ends_at is None or r.lease_ends_at >= at for r in sessions)
+            apply(state, entry, records)
             still_exhausted = bool(state.open_sessions) and remaining_at(state, at) == 0
-            if before is not None and before <= at and still_exhausted:
+            if before is not None and before <= at and still_exhausted and lasts:
                 assert exhausts_at(state) == before
                 assert state.exhausted_since == before
             if not state.open_sessions:

@@ -7,6 +7,7 @@ Times are seconds after `T0`; usage records are (trainId, start, end, charged, o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta, timezone
 from typing import Any
 
 import pytest
@@ -419,9 +420,9 @@ LENGTHS = [
     Case(
         "same instant, stop arrived first",
         [purchased(), stopped(5, 1), started(5, 1)],
-        # ties in time are ordered by arrival: the stop comes first and is an orphan
-        records=[(1, 5, None, None, None)],
-        orphans=1,
+        # a start and a stop at one instant make a 0-second session, whatever the arrival
+        records=[(1, 5, 5, 0, 0)],
+        orphans=0,
     ),
     Case(
         "a day and a bit",
@@ -685,37 +686,159 @@ def test_without_purchase_nothing_takes_effect() -> None:
     assert result.state.event_count == 3
 
 
-# --- one purchase per pack: a second one is a conflict -------------------------------
+# --- one purchase per pack: the earliest (then the smallest id) wins ---------------
 
 CONFLICTS = [
-    Case(
-        "second purchase with another id",
-        [purchased(0, seconds=100), purchased(10, seconds=5000)],
-        granted=100,
-        conflicts=1,
+    (
+        Case(
+            "second purchase with another id",
+            [purchased(0, seconds=100), purchased(10, seconds=5000)],
+            granted=100,
+            conflicts=1,
+        ),
+        0,
     ),
-    Case(
-        "the first arrival wins even with a later time",
-        [purchased(50, seconds=100), purchased(0, seconds=5000)],
-        granted=100,
-        conflicts=1,
+    (
+        Case(
+            "an earlier purchase arriving second wins",
+            [purchased(50, seconds=100), purchased(0, seconds=5000)],
+            granted=5000,
+            conflicts=1,
+        ),
+        1,
     ),
-    Case(
-        "a conflicting activity purchase does not change the type",
-        [purchased(0, seconds=100), started(0, 1), purchased(1, activity=True)],
-        conflicts=1,
-        remaining={40: 60},
+    (
+        Case(
+            "equal times: the smallest id wins, whatever arrives first",
+            [
+                purchased(0, seconds=100, event_id="buy-b"),
+                purchased(0, seconds=5000, event_id="buy-a"),
+            ],
+            granted=5000,
+            conflicts=1,
+        ),
+        1,
+    ),
+    (
+        Case(
+            "ids compare as UTF-8 bytes: 'B' before 'a'",
+            [
+                purchased(0, seconds=100, event_id="buy-a"),
+                purchased(0, seconds=5000, event_id="buy-B"),
+            ],
+            granted=5000,
+            conflicts=1,
+        ),
+        1,
+    ),
+    (
+        Case(
+            "a conflicting activity purchase does not change the type",
+            [purchased(0, seconds=100), started(0, 1), purchased(1, activity=True)],
+            conflicts=1,
+            remaining={40: 60},
+        ),
+        0,
     ),
 ]
 
 
-@pytest.mark.parametrize("case", ids(CONFLICTS))
-def test_second_purchase_is_a_conflict(case: Case) -> None:
+@pytest.mark.parametrize(("case", "winner"), [pytest.param(*c, id=c[0].id) for c in CONFLICTS])
+def test_second_purchase_is_a_conflict(case: Case, winner: int) -> None:
     result = check(case)
     purchase = result.state.purchase
     assert purchase is not None
-    assert purchase.event_id == case.arrivals[0].id
-    assert result.state.audit.conflicting_purchases == [case.arrivals[-1].id]
+    assert purchase.event_id == case.arrivals[winner].id
+    purchases = [e for e in case.arrivals if e.type == "infinite.pack.purchased"]
+    assert result.state.audit.conflicting_purchases == [
+        e.id for e in purchases if e.id != purchase.event_id
+    ]
+
+
+# --- events of one instant: adjustments, closing stops, starts, other stops ------------
+
+TIES = [
+    Case(
+        "a stop and a restart of one training at one instant (start arrives first)",
+        [purchased(0, seconds=100), started(10, 1), started(30, 1), stopped(30, 1)],
+        records=[(1, 10, 30, 20, 0), (1, 30, None, None, None)],
+        open={1},
+        remaining={40: 70},
+        duplicates=0,
+        orphans=0,
+    ),
+    Case(
+        "a start and a stop at one instant make a 0-second session (stop arrives first)",
+        [purchased(0, seconds=100), stopped(30, 1), started(30, 1)],
+        records=[(1, 30, 30, 0, 0)],
+        open=set(),
+        remaining={40: 100},
+        status={40: FREE},
+        orphans=0,
+    ),
+    Case(
+        "a top-up and a stop at one instant: the top-up counts for the charge",
+        [purchased(0, seconds=10), started(0, 1), stopped(30, 1), adjusted(30, 50)],
+        granted=60,
+        charged=30,
+        records=[(1, 0, 30, 30, 0)],
+        remaining={40: 30},
+    ),
+    Case(
+        "a refund and a stop at one instant: the refund counts for the charge",
+        [purchased(0, seconds=100), started(0, 1), stopped(30, 1), adjusted(30, -90)],
+        granted=10,
+        charged=10,
+        records=[(1, 0, 30, 10, 20)],
+    ),
+    Case(
+        "two stops and a start of one training at one instant",
+        [
+            purchased(0, seconds=100),
+            started(10, 1, event_id="s1"),
+            stopped(30, 1, event_id="z"),
+            started(30, 1, event_id="s2"),
+            stopped(30, 1, event_id="a"),
+        ],
+        # "a" (smallest id) closes the open session, "s2" opens one, "z" closes it.
+        records=[(1, 10, 30, 20, 0), (1, 30, 30, 0, 0)],
+        open=set(),
+        orphans=0,
+    ),
+    Case(
+        "two starts of one training at one instant: the smallest id opens the session",
+        [purchased(0, seconds=100), started(30, 1, event_id="b"), started(30, 1, event_id="a")],
+        records=[(1, 30, None, None, None)],
+        duplicates=1,
+    ),
+    Case(
+        "an instant written in two zones is one instant",
+        [
+            purchased(0, seconds=100),
+            started(10, 1),
+            started(at(30).astimezone(timezone(timedelta(hours=8))), 1),
+            stopped(30, 1),
+        ],
+        records=[(1, 10, 30, 20, 0), (1, 30, None, None, None)],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", ids(TIES))
+def test_events_of_one_instant_in_tie_order(case: Case) -> None:
+    check(case)
+    for arrivals in (list(reversed(case.arrivals)), case.arrivals[1:] + case.arrivals[:1]):
+        assert describe(fold_arrivals(arrivals).state, fold_arrivals(arrivals).records) == (
+            describe(fold_arrivals(case.arrivals).state, fold_arrivals(case.arrivals).records)
+        )
+
+
+def test_start_ids_decide_which_start_opens_the_session() -> None:
+    result = fold_arrivals(
+        [purchased(0), started(30, 1, event_id="b"), started(30, 1, event_id="a")]
+    )
+    assert result.state.open_sessions[1].start_event_id == "a"
+    assert result.state.audit.duplicate_starts == ["b"]
 
 
 # --- late events leave the state they would have left in order -----------------------

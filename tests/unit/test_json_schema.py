@@ -11,8 +11,9 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from events import json_schema
-from events.envelope import ExhaustedEvent
-from events.payloads import PackExhausted
+from events.envelope import ExhaustedEvent, LapsedEvent, LowEvent
+from events.payloads import PackExhausted, PackLow, TrainingLapsed
+from projections import rules
 from tests.unit.contract_cases import (
     ALL_CASES,
     Case,
@@ -41,7 +42,15 @@ def exhausted() -> Draft202012Validator:
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
-@pytest.mark.parametrize("name", [json_schema.INBOUND_FILE, json_schema.EXHAUSTED_FILE])
+@pytest.mark.parametrize(
+    "name",
+    [
+        json_schema.INBOUND_FILE,
+        json_schema.EXHAUSTED_FILE,
+        json_schema.LOW_FILE,
+        json_schema.LAPSED_FILE,
+    ],
+)
 def test_committed_file_equals_the_generator(name: str) -> None:
     committed = (json_schema.SCHEMA_DIR / name).read_text("utf-8")
     assert committed == json_schema.expected_files()[name], (
@@ -53,6 +62,8 @@ def test_check_mode_detects_a_stale_file(tmp_path: Path) -> None:
     assert json_schema.stale_files(tmp_path) == [
         json_schema.INBOUND_FILE,
         json_schema.EXHAUSTED_FILE,
+        json_schema.LOW_FILE,
+        json_schema.LAPSED_FILE,
     ]
     json_schema.write_schemas(tmp_path)
     assert json_schema.stale_files(tmp_path) == []
@@ -69,9 +80,16 @@ def test_schema_metadata() -> None:
         "#/$defs/PurchasedEvent",
         "#/$defs/AdjustedEvent",
         "#/$defs/StartedEvent",
+        "#/$defs/HeartbeatEvent",
         "#/$defs/StoppedEvent",
     }
-    for name in ("PurchasedEvent", "AdjustedEvent", "StartedEvent", "StoppedEvent"):
+    for name in (
+        "PurchasedEvent",
+        "AdjustedEvent",
+        "StartedEvent",
+        "HeartbeatEvent",
+        "StoppedEvent",
+    ):
         definition = schema["$defs"][name]
         assert definition["description"].startswith("infinite.")
         for prop in definition["properties"].values():
@@ -106,15 +124,15 @@ def test_schema_rejects_what_the_consumer_refuses(
 
 
 def test_known_differences_are_few_and_documented(inbound: Draft202012Validator) -> None:
-    """Where only the consumer decides (subject match, huge digit strings, 12.0), the
-    schema is more lenient: it must accept these, so producers are not misled into
-    thinking the schema checked them."""
+    """Where only the consumer decides (subject match, huge digit strings, 12.0 as an id,
+    the time range, U+0000), the schema is more lenient: it must accept these, so
+    producers are not misled into thinking the schema checked them."""
     lenient = [c for c in ALL_CASES if not c.schema_agrees and _is_json(c.value)]
     assert lenient, "the table names the known differences"
     for case in lenient:
         assert _verdict(inbound, case), case.label
     kinds = {c.label.split(" ")[-1] for c in lenient}
-    assert kinds <= {"matching", "zeros", "digits", "float"}, kinds
+    assert kinds <= {"matching", "zeros", "digits", "float", "range", "U+0000"}, kinds
     assert "subject" in json_schema.inbound_schema()["description"]
 
 
@@ -222,8 +240,67 @@ def _keywords(node: Any, found: set[str]) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("name", [json_schema.INBOUND_FILE, json_schema.EXHAUSTED_FILE])
+@pytest.mark.parametrize(
+    "name",
+    [
+        json_schema.INBOUND_FILE,
+        json_schema.EXHAUSTED_FILE,
+        json_schema.LOW_FILE,
+        json_schema.LAPSED_FILE,
+    ],
+)
 def test_only_standard_keywords(name: str) -> None:
     """pydantic writes constraints it cannot map as unknown keys (`ge`, `le`), which every
     validator ignores: none may slip into the published files."""
     assert _keywords(_load(name), set()) <= _KEYWORDS
+
+
+def test_low_notice_from_the_model_validates_and_the_schema_refuses_bad_ones() -> None:
+    schema = _load(json_schema.LOW_FILE)
+    Draft202012Validator.check_schema(schema)
+    low = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    at = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    notice = LowEvent(
+        id="low-1001-600-1",
+        time=at,
+        subject="1001",
+        data=PackLow(
+            userPackId=1001, thresholdSeconds=600, crossedAt=at, trainIds=[5001], exhaustsAt=None
+        ),
+    )
+    document = json.loads(notice.model_dump_json())
+    assert list(low.iter_errors(document)) == []
+    assert set(document) == set(schema["required"])
+    assert set(document["data"]) == set(schema["$defs"]["PackLow"]["required"])
+    document["data"]["exhaustsAt"] = "2024-05-01T12:10:00+00:00"
+    assert low.is_valid(document)
+    for field, value in [("thresholdSeconds", 0), ("crossedAt", "noon"), ("trainIds", ["1"])]:
+        broken = json.loads(json.dumps(document))
+        broken["data"][field] = value
+        assert not low.is_valid(broken), field
+    assert not low.is_valid({**document, "type": "infinite.pack.exhausted"})
+
+
+def test_lapse_notice_from_the_model_validates_and_the_schema_refuses_bad_ones() -> None:
+    schema = _load(json_schema.LAPSED_FILE)
+    Draft202012Validator.check_schema(schema)
+    lapsed = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    at = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    log_id = 2**63 - 1  # a logId is a 63-bit hash: the schema must not cap it lower
+    notice = LapsedEvent(
+        id=rules.lapse_notice_id(1001, log_id, at),
+        time=at,
+        subject="1001",
+        data=TrainingLapsed(userPackId=1001, trainId=5001, logId=log_id, lapsedAt=at),
+    )
+    document = json.loads(notice.model_dump_json())
+    assert list(lapsed.iter_errors(document)) == []
+    assert document["type"] == "infinite.training.lapsed"
+    assert set(document) == set(schema["required"])
+    assert set(document["data"]) == set(schema["$defs"]["TrainingLapsed"]["required"])
+    for field, value in [("logId", 0), ("logId", "12"), ("lapsedAt", "noon"), ("trainId", None)]:
+        broken = json.loads(json.dumps(document))
+        broken["data"][field] = value
+        assert not lapsed.is_valid(broken), field
+    del document["data"]["logId"]
+    assert not lapsed.is_valid(document)

@@ -9,6 +9,7 @@ import pytest
 
 from events.envelope import (
     AdjustedEvent,
+    HeartbeatEvent,
     PurchasedEvent,
     StartedEvent,
     StoppedEvent,
@@ -17,6 +18,7 @@ from events.parse import Refusal, parse_event, parse_object
 from events.payloads import DurationType, NodeType
 from tests.unit.contract_cases import (
     ADJUSTED,
+    HEARTBEAT,
     MAX_ID,
     PURCHASED,
     STARTED,
@@ -112,10 +114,24 @@ def test_each_type_parses_to_its_model() -> None:
         PURCHASED: PurchasedEvent,
         ADJUSTED: AdjustedEvent,
         STARTED: StartedEvent,
+        HEARTBEAT: HeartbeatEvent,
         STOPPED: StoppedEvent,
     }
     for kind, model in expected.items():
         assert type(parse_event(encode(base(kind)))) is model
+
+
+def test_lease_and_heartbeat_values() -> None:
+    started = parse_event(encode(base(STARTED)))
+    assert isinstance(started, StartedEvent)
+    assert started.data.leaseSeconds == 3600
+    unleased = base(STARTED)
+    del unleased["data"]["leaseSeconds"]
+    without = parse_event(encode(unleased))
+    assert isinstance(without, StartedEvent) and without.data.leaseSeconds is None
+    heartbeat = parse_event(encode(base(HEARTBEAT)))
+    assert isinstance(heartbeat, HeartbeatEvent)
+    assert (heartbeat.data.userPackId, heartbeat.data.trainId) == (1001, 5001)
 
 
 def test_adjustment_and_stop_values() -> None:
@@ -165,7 +181,7 @@ def test_the_published_examples_parse() -> None:
         result = parse_event(line)
         assert not isinstance(result, Refusal), result.reason
         kinds.add(result.type)
-    assert kinds == {PURCHASED, ADJUSTED, STARTED, STOPPED}
+    assert kinds == {PURCHASED, ADJUSTED, STARTED, HEARTBEAT, STOPPED}
 
 
 def test_case_table_covers_every_rule() -> None:

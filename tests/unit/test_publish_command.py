@@ -73,7 +73,7 @@ def test_bad_lines_are_all_reported_and_nothing_is_published(
 
 def test_check_flag_validates_only(capsys: pytest.CaptureFixture[str], no_kafka: list[Any]) -> None:
     assert main(["publish", "--check", str(EXAMPLES_FILE)]) == 0
-    assert "7 valid event(s)" in capsys.readouterr().out
+    assert "8 valid event(s)" in capsys.readouterr().out
     assert no_kafka == []
 
 
@@ -92,16 +92,23 @@ def test_empty_input_publishes_nothing(
     assert "no events in stdin" in capsys.readouterr().out
 
 
-def test_stdin_is_read_and_published_in_order(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    sent: list[Any] = []
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """What `ledger publish` hands to Kafka: (events, bootstrap, topic, mode) per call."""
+    calls: list[Any] = []
 
-    async def record(events: list[bytes], bootstrap: str, topic: str) -> int:
-        sent.append((list(events), bootstrap, topic))
+    async def record(events: list[bytes], bootstrap: str, topic: str, mode: str) -> int:
+        calls.append((list(events), bootstrap, topic, mode))
         return len(events)
 
     monkeypatch.setattr(publish_module, "publish_lines", record)
+    return calls
+
+
+def test_stdin_is_read_and_published_in_order(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], sent: list[Any]
+) -> None:
+
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka-test:9092")
     monkeypatch.setenv("LEDGER_EVENTS_TOPIC", "events-under-test")
     publish_module.get_settings.cache_clear()
@@ -112,8 +119,32 @@ def test_stdin_is_read_and_published_in_order(
     finally:
         publish_module.get_settings.cache_clear()
     expected = [line.strip() for line in lines.splitlines() if line.strip()]
-    assert sent == [(expected, "kafka-test:9092", "events-under-test")]
-    assert "published 7 event(s) to events-under-test" in capsys.readouterr().out
+    assert sent == [(expected, "kafka-test:9092", "events-under-test", "structured")]
+    assert "published 8 event(s) to events-under-test" in capsys.readouterr().out
+
+
+def test_mode_binary_is_passed_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sent: list[Any]
+) -> None:
+    path = tmp_path / "one.jsonl"
+    path.write_text(_line(base(STARTED)) + "\n")
+    assert main(["publish", "--mode", "binary", str(path)]) == 0
+    assert [call[3] for call in sent] == ["binary"]
+    assert "(binary content mode)" in capsys.readouterr().out
+
+
+def test_mode_binary_refuses_what_headers_cannot_carry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_kafka: list[Any]
+) -> None:
+    # A structured event may carry an object-valued extension; binary headers cannot.
+    event = {**base(STARTED), "tracing": {"span": 1}}
+    path = tmp_path / "one.jsonl"
+    path.write_text(_line(event) + "\n")
+    assert main(["publish", str(path), "--check"]) == 0
+    assert main(["publish", "--mode", "binary", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "one.jsonl:1: attribute 'tracing' is dict" in err
+    assert no_kafka == []
 
 
 def test_kafka_failure_is_reported(

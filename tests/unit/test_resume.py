@@ -13,6 +13,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
+from events.envelope import PurchasedEvent
 from projections.fold import fold
 from projections.resume import resume
 from projections.snapshot import from_snapshot, to_snapshot
@@ -56,8 +57,10 @@ def test_resume_gives_the_fold_of_every_entry_or_none(data: st.DataObject) -> No
 @PROPERTY
 @given(st.data())
 def test_in_order_tails_always_resume(data: st.DataObject) -> None:
-    """The consumer's common case: the snapshot lags by events that came after it."""
-    history = data.draw(histories())
+    """The consumer's common case: the snapshot lags by events that came after it. Only
+    a tail event at the snapshot's last instant (it may belong before what the snapshot
+    applied) or a second purchase (it may win) sends the pack to a re-fold."""
+    history = data.draw(histories(extra_purchases=data.draw(st.integers(0, 1))))
     entries = ledger(in_order(history.events))
     for pack, pack_entries in by_pack(entries).items():
         taken = data.draw(st.integers(1, len(pack_entries)))
@@ -65,8 +68,15 @@ def test_in_order_tails_always_resume(data: st.DataObject) -> None:
         expected = fold(pack, pack_entries).state
         tail = [e for e in pack_entries if e.position > snapshot.max_position]
         resumed = resume(stored(snapshot), tail, expected.event_count)
-        assert resumed is not None
-        assert view(resumed) == view(expected)
+        must_refold = any(
+            isinstance(e.event, PurchasedEvent) or e.event.time == snapshot.last_time  # type: ignore[attr-defined]
+            for e in tail
+        )
+        if must_refold:
+            assert resumed is None
+        else:
+            assert resumed is not None
+            assert view(resumed) == view(expected)
 
 
 def test_an_entry_below_the_max_position_committed_later_is_detected() -> None:

@@ -239,12 +239,25 @@ def test_exhaustion_beyond_the_calendar_is_never(budget: int) -> None:
 
 
 def test_exhaustion_near_the_end_of_the_calendar_is_exact() -> None:
-    start = datetime(9999, 12, 31, 23, 0, 0, tzinfo=UTC)
+    start = datetime(9999, 12, 30, 23, 0, 0, tzinfo=UTC)
     # the naive upper bound (start + budget + 1 s) would overflow; the answer does not
     got = rules.exhaustion_instant(3599, [start], start)
     assert got == start + timedelta(seconds=3599)
-    # 23:59:59.999999 is the last instant there is: 3599 whole seconds after the start
+    # 9999-12-30 23:59:59.999999 UTC is the contract's last instant: 3599 whole seconds
     assert rules.exhaustion_instant(3600, [start], start) is None
+    two = [start, start + timedelta(seconds=1)]
+    assert rules.exhaustion_instant(7197, two, two[1]) == start + timedelta(seconds=3599)
+    assert rules.exhaustion_instant(7199, two, two[1]) is None
+
+
+def test_an_exhaustion_past_the_contracts_last_day_is_never() -> None:
+    """Even where Python's dates still reach (9999-12-31), and in a zone whose local
+    date is already 9999-12-31: the ledger could neither show nor store it."""
+    east = timezone(timedelta(hours=14))
+    start = datetime(9999, 12, 30, 12, tzinfo=UTC).astimezone(east)
+    assert rules.exhaustion_instant(11 * 3600, [start], start) is not None
+    assert rules.exhaustion_instant(12 * 3600, [start], start) is None
+    assert rules.exhaustion_instant(24 * 3600, [start, start], start) is None
 
 
 def test_exhaustion_instant_without_sessions_is_not_before() -> None:

@@ -98,6 +98,7 @@ def test_snapshot_document_is_stable() -> None:
         "conflictingPurchases": [STATES["audit of every kind"][1].id],
         "duplicateStarts": [STATES["audit of every kind"][3].id],
         "orphanStops": [STATES["audit of every kind"][4].id],
+        "orphanHeartbeats": [],
     }
 
 
@@ -143,14 +144,26 @@ def test_restored_state_is_independent() -> None:
     assert document == frozen
 
 
+def test_version_2_documents_are_still_read() -> None:
+    """Rows written while the fold also kept the last applied position."""
+    state = fold_arrivals(STATES["open sessions, fractional and in another offset"]).state
+    document = to_snapshot(state)
+    document["v"] = 2
+    document["lastPosition"] = 1
+    restored = from_snapshot(json.loads(json.dumps(document)))
+    assert restored.max_position == state.max_position
+    assert restored.open_sessions == state.open_sessions
+
+
 def test_version_1_documents_are_still_read() -> None:
     """Rows written before maxPosition existed: the last position stands in for it."""
     state = fold_arrivals(STATES["open sessions, fractional and in another offset"]).state
     document = to_snapshot(state)
     document["v"] = 1
+    document["lastPosition"] = state.max_position - 1  # version 1 kept the last in fold order
     del document["maxPosition"]
     restored = from_snapshot(json.loads(json.dumps(document)))
-    assert restored.max_position == state.last_position
+    assert restored.max_position == state.max_position - 1
     assert restored.open_sessions == state.open_sessions
     assert restored.event_count == state.event_count
 
@@ -163,7 +176,7 @@ def test_max_position_is_the_largest_applied() -> None:
     assert round_trip(state).max_position == 500
 
 
-@pytest.mark.parametrize("version", [None, 0, 3, "2"])
+@pytest.mark.parametrize("version", [None, 0, 5, "2"])
 def test_unknown_version_is_refused(version: Any) -> None:
     document = to_snapshot(fold_arrivals(STATES["purchased only"]).state)
     document["v"] = version
