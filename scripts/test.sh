@@ -11,4 +11,4 @@ uv run ledger infra up
 uv run ruff check .
 uv run ruff format --check .
 uv run mypy
-uv run pytest -q -p no:cacheprovider "$@"
+uv run pytest -q -p no:cacheprovider --hypothesis-profile=ci "$@"

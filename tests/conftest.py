@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from services.infra.testing import (
     SessionServices,
@@ -18,6 +19,10 @@ from services.infra.testing import (
     temporary_database,
     topic_name,
 )
+
+# The test command's profile (scripts/test.sh, see tests/support/examples.py): the same
+# examples each run of the same code, and the failing example's blob printed.
+settings.register_profile("ci", derandomize=True, print_blob=True)
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ from projections.state import PackState
 from services.store import projection_sql
 from services.store.connection import connect
 from tests.api.support import PACK_DETAIL, PACK_LIST, FixedClock, asgi_client, bearer, ok
+from tests.support.examples import examples
 from tests.support.histories import every_grant, histories
 from tests.unit.event_factory import (
     OWNER,
@@ -137,7 +138,7 @@ async def _read(app: FastAPI) -> tuple[dict[str, object], dict[str, object]]:
 
 
 @settings(
-    max_examples=60,
+    max_examples=examples(60),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -159,7 +160,7 @@ def test_forecast_is_exact_to_the_second(
 
 
 @settings(
-    max_examples=60,
+    max_examples=examples(60),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

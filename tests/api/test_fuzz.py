@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 
 from api.app import create_app
 from tests.api.support import FixedClock, bearer, insert_pack, insert_record, settings_for
+from tests.support.examples import examples
 
 USER = 1
 NOWHERE = "postgresql://nobody@127.0.0.1:1/nothing"  # refused at once, never reached
@@ -67,7 +68,7 @@ def fuzzed_app(api_database: str) -> Iterator[FastAPI]:
 # The stream answers events, not one envelope, and does not end while its token holds:
 # tests/integration/test_stream.py tests it over a real server.
 @schema.exclude(path="/api/userPack/stream").parametrize()
-@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_answer_is_the_documented_envelope(
     case: schemathesis.Case, fuzzed_app: FastAPI
 ) -> None:

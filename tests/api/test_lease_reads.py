@@ -47,6 +47,7 @@ from tests.api.support import (
     ok,
     shanghai,
 )
+from tests.support.examples import examples
 from tests.support.histories import histories
 from tests.unit.event_factory import PACK, entries, heartbeat
 
@@ -141,7 +142,7 @@ def _lapses_applied(events: list[AnyPackEvent], instant: datetime) -> tuple[Any,
 
 
 @settings(
-    max_examples=80,
+    max_examples=examples(80),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.store import copy_text as c
+from tests.support.examples import examples
 
 TRICKY = ["plain", 'with"quote', "back\\slash", 'both\\"', "{braces},comma", " spaced ", "NULL", ""]
 # Any text an event id may hold (the ledger refuses U+0000; PostgreSQL cannot store it).
@@ -22,7 +23,7 @@ def test_a_text_array_literal_reads_back_as_the_strings(ledger_database: str) ->
 def test_any_strings_read_back_from_a_text_array_literal(ledger_database: str) -> None:
     with psycopg.connect(ledger_database) as conn:
 
-        @settings(max_examples=300, deadline=None)
+        @settings(max_examples=examples(300), deadline=None)
         @given(st.lists(IDS, max_size=6))
         def round_trip(values: list[str]) -> None:
             row = conn.execute("SELECT %s::text[]", (c.text_array(values),)).fetchone()

@@ -20,6 +20,7 @@ from events.publisher import encode_record
 from services.consumer.dead_letters import copy_headers
 from services.consumer.parsing import sort_out
 from services.consumer.records import SourceRecord
+from tests.support.examples import examples
 from tests.unit.contract_cases import ADJUSTED, ALL_CASES, KINDS, STARTED, Case, base
 
 KEY = b"1001"
@@ -129,7 +130,7 @@ def mutated_events(draw: st.DrawFn) -> dict[str, Any]:
     return event
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(mutated_events())
 def test_binary_and_structured_agree_on_any_event(event: dict[str, Any]) -> None:
     headers, value = as_binary(event)

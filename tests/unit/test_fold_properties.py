@@ -36,6 +36,7 @@ from projections.fold import (
 from projections.snapshot import from_snapshot, to_snapshot
 from projections.state import LedgerEntry, PackState, UsageRecord
 from projections.terms import DEFAULT_TERMS, Terms
+from tests.support.examples import examples
 from tests.unit.event_factory import (
     T0,
     adjusted,
@@ -46,7 +47,7 @@ from tests.unit.event_factory import (
     stopped,
 )
 
-PROPERTY = settings(max_examples=200, deadline=None)
+PROPERTY = settings(max_examples=examples(200), deadline=None)
 ZONES = [timezone.utc, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5, minutes=-30))]  # noqa: UP017
 NOWS = [-10, 0, 3, 10.5, 20, 30, 45, 60, 61, 100, 400]
 

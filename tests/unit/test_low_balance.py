@@ -21,6 +21,7 @@ from projections import rules
 from projections.fold import fold, instant_order, low_crossings, remaining_at, step_of
 from projections.snapshot import from_snapshot, to_snapshot
 from projections.terms import Terms
+from tests.support.examples import examples
 from tests.support.histories import every_grant, histories
 from tests.unit.event_factory import PACK, adjusted, entries, purchased, started
 
@@ -89,7 +90,7 @@ def recorded(
     return found
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(history=histories(), ends=st.sets(st.integers(0, 6)))
 def test_one_notice_per_crossing_exact_to_the_microsecond(
     history: tuple[list[AnyPackEvent], datetime], ends: set[int]
@@ -99,7 +100,7 @@ def test_one_notice_per_crossing_exact_to_the_microsecond(
     assert recorded(events, now, ends) == brute_force(events, now)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(history=histories(leases=True), ends=st.sets(st.integers(0, 8)))
 def test_sessions_that_lapse_cross_only_while_they_run(
     history: tuple[list[AnyPackEvent], datetime], ends: set[int]
@@ -109,7 +110,7 @@ def test_sessions_that_lapse_cross_only_while_they_run(
     assert recorded(events, now, ends) == brute_force(events, now)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(history=histories())
 def test_the_crossings_survive_the_snapshot(history: tuple[list[AnyPackEvent], datetime]) -> None:
     state = fold(PACK, entries(history[0]), terms=TERMS).state

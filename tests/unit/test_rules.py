@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from events.payloads import DurationType
 from projections import rules
+from tests.support.examples import examples
 from tests.unit.event_factory import T0, at
 
 TIMING = DurationType.TIMING
@@ -187,7 +188,7 @@ def test_exhaustion_instant_table(
     assert got == at(expected)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     budget=st.integers(min_value=-2, max_value=40),
     offsets_us=st.lists(st.integers(min_value=0, max_value=20_000_000), min_size=1, max_size=4),
@@ -210,7 +211,7 @@ def test_exhaustion_instant_matches_brute_force(
 ZONES = [UTC, timezone(timedelta(hours=8)), timezone(-timedelta(hours=5, minutes=30))]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     budget=st.integers(min_value=1, max_value=40),
     offsets_us=st.lists(st.integers(min_value=0, max_value=20_000_000), min_size=2, max_size=4),
@@ -277,7 +278,7 @@ def test_derived_id_positive_below_2_63_and_stable(parts: tuple[object, ...]) ->
     assert rules.derived_id(*parts) == value
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.text(min_size=1, max_size=128))
 def test_log_id_in_range_and_stable(event_id: str) -> None:
     log_id = rules.log_id_for(event_id)

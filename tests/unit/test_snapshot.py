@@ -13,6 +13,7 @@ from events.envelope import AnyPackEvent
 from projections.fold import FoldResult, apply, exhausts_at, remaining_at, status_at
 from projections.snapshot import VERSION, from_snapshot, to_snapshot
 from projections.state import LedgerEntry, PackState, UsageRecord
+from tests.support.examples import examples
 from tests.unit.event_factory import (
     PACK,
     adjusted,
@@ -207,7 +208,7 @@ def test_next_events_apply_alike_after_a_round_trip(name: str) -> None:
     assert got == expected
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(histories())
 def test_round_trip_of_any_folded_state(history: History) -> None:
     for pack, entries in by_pack(ledger(in_order(history.events))).items():
