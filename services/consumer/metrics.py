@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.consumer.outcome import BatchOutcome
@@ -34,7 +36,21 @@ SPLITS = Counter(
 SPLIT_ATTEMPTS = Counter(
     "ledger_split_attempts_total", "Transactions tried while splitting failed batches"
 )
-NOTICES = Counter("ledger_exhaustion_notices_published_total", "Exhaustion notices published")
+# Every notice, whatever its type: the counter kept its first name (dashboards use it).
+NOTICES = Counter(
+    "ledger_exhaustion_notices_published_total",
+    "Notices published on the out topic (exhaustion, low-balance and lapse notices alike)",
+)
+NOTICES_BY_TYPE = Counter(
+    "ledger_notices_published_total",
+    "Notices published on the out topic, by CloudEvents type",
+    ["type"],
+)
+
+
+def observe_notices(types: Iterable[str]) -> None:
+    for notice_type in types:
+        NOTICES_BY_TYPE.labels(notice_type).inc()
 
 
 def observe_batch(outcome: BatchOutcome, seconds: float) -> None:

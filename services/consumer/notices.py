@@ -169,6 +169,7 @@ async def publish_due(
                 for _, pack_id, payload in claimed
             )
         )
+        metrics.observe_notices(str(payload.get("type")) for _, _, payload in claimed)
         lapse_ids = {notice_id for notice_id, _, _ in claimed_lapses}
         await outbox_sql.mark_published(
             conn,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from tests.support.api_process import free_port
 from tests.support.consumer_process import ConsumerProcess
 from tests.support.db import actual_rows, query, scalar
 from tests.support.exactly_once import assigned_partitions, assignments, since_last_start
@@ -95,12 +95,6 @@ async def test_stream_with_poison_records_is_projected_exactly(
     headers = {k: v.decode() for k, v in dlq[0].headers}
     assert headers["ledger-source-topic"] == unique_topic
     assert headers["ledger-refusal-reason"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _metrics(port: int) -> dict[str, float]:

@@ -13,8 +13,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import orjson
 
+from tests.support.api_process import free_port
 from tests.support.consumer_process import ConsumerProcess
 from tests.support.db import query
 from tests.support.kafka import produce, read_all
@@ -53,6 +55,14 @@ async def _until(url: str, count: int, seconds: float) -> list[tuple[Any, ...]]:
     raise AssertionError(f"{count} notices expected: {found}; packs {packs}")
 
 
+def _published(port: int, notice_type: str) -> float:
+    """`ledger_notices_published_total{type=...}` of the consumer's metrics (0 if absent)."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    sample = f'ledger_notices_published_total{{type="{notice_type}"}} '
+    values = [float(line[len(sample) :]) for line in text.splitlines() if line.startswith(sample)]
+    return values[0] if values else 0.0
+
+
 async def test_each_crossing_is_announced_once_within_a_second(
     consumer_factory: Callable[[], ConsumerProcess],
     ledger_database: str,
@@ -61,6 +71,8 @@ async def test_each_crossing_is_announced_once_within_a_second(
 ) -> None:
     consumer = consumer_factory()
     consumer.env["LEDGER_LOW_BALANCE_SECONDS"] = "20,10"
+    metrics_port = free_port()
+    consumer.env["LEDGER_CONSUMER_METRICS_PORT"] = str(metrics_port)
     consumer.start()
     now = datetime.now(UTC)
     refunds = [
@@ -95,6 +107,10 @@ async def test_each_crossing_is_announced_once_within_a_second(
         assert payload["data"]["trainIds"] == [9]
         assert payload["data"]["exhaustsAt"] == (started + timedelta(seconds=25)).isoformat()
         assert payload["id"].startswith("low-1-") and payload["type"] == "infinite.pack.low"
+
+    # Each one counted once by its type (this consumer published them all).
+    assert _published(metrics_port, "infinite.pack.low") == 5
+    assert _published(metrics_port, "infinite.pack.exhausted") == 0
 
     # The events again, and a restarted consumer (its rescan): nothing new.
     await produce(kafka_bootstrap, unique_topic, refunds)
