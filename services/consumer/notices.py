@@ -169,7 +169,7 @@ async def publish_due(
                 for _, pack_id, payload in claimed
             )
         )
-        metrics.observe_notices(str(payload.get("type")) for _, _, payload in claimed)
+        metrics.observe_notices(str(payload["type"]) for _, _, payload in claimed)
         lapse_ids = {notice_id for notice_id, _, _ in claimed_lapses}
         await outbox_sql.mark_published(
             conn,
@@ -314,7 +314,7 @@ class ExhaustionNotifier:
                     conn = await connect(
                         self._settings.psycopg_url, application_name="ledger-notices"
                     )
-                metrics.NOTICES.inc(await self._pass(conn))
+                await self._pass(conn)  # counted where published (`publish_due`)
             except _DATABASE_DOWN as error:
                 self._outages.failed("database", error)
                 conn = None

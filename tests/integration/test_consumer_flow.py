@@ -6,13 +6,12 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import httpx
-
 from tests.support.api_process import free_port
 from tests.support.consumer_process import ConsumerProcess
 from tests.support.db import actual_rows, query, scalar
 from tests.support.exactly_once import assigned_partitions, assignments, since_last_start
 from tests.support.kafka import produce, read_all
+from tests.support.metrics import scrape
 from tests.support.streams import envelope, expected_rows, purchase, stream
 from tests.support.waiting import wait_until
 
@@ -84,7 +83,7 @@ async def test_stream_with_poison_records_is_projected_exactly(
     assert [bytes(r[0]) for r in raw] == POISON
 
     # The operators' view of the same run, from the consumer's Prometheus endpoint.
-    metrics = _metrics(metrics_port)
+    metrics = scrape(metrics_port)
     assert metrics["ledger_events_applied_total"] == distinct
     assert metrics["ledger_events_duplicate_total"] == len(events) - distinct
     assert metrics["ledger_records_refused_total"] == len(POISON)
@@ -95,16 +94,6 @@ async def test_stream_with_poison_records_is_projected_exactly(
     headers = {k: v.decode() for k, v in dlq[0].headers}
     assert headers["ledger-source-topic"] == unique_topic
     assert headers["ledger-refusal-reason"]
-
-
-def _metrics(port: int) -> dict[str, float]:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    values: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#") and "{" not in line:
-            name, value = line.rsplit(" ", 1)
-            values[name] = float(value)
-    return values
 
 
 async def test_exhaustion_is_announced_once_within_a_second_or_two(

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import orjson
 
 from tests.support.api_process import free_port
 from tests.support.consumer_process import ConsumerProcess
 from tests.support.db import query
 from tests.support.kafka import produce, read_all
+from tests.support.metrics import scrape
 from tests.support.streams import envelope, purchase
 
 OWNER = 77
@@ -53,14 +53,6 @@ async def _until(url: str, count: int, seconds: float) -> list[tuple[Any, ...]]:
         await asyncio.sleep(0.2)
     packs = query(url, "SELECT user_pack_id, low_balance, snapshot->'lows' FROM packs")
     raise AssertionError(f"{count} notices expected: {found}; packs {packs}")
-
-
-def _published(port: int, notice_type: str) -> float:
-    """`ledger_notices_published_total{type=...}` of the consumer's metrics (0 if absent)."""
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    sample = f'ledger_notices_published_total{{type="{notice_type}"}} '
-    values = [float(line[len(sample) :]) for line in text.splitlines() if line.startswith(sample)]
-    return values[0] if values else 0.0
 
 
 async def test_each_crossing_is_announced_once_within_a_second(
@@ -109,8 +101,10 @@ async def test_each_crossing_is_announced_once_within_a_second(
         assert payload["id"].startswith("low-1-") and payload["type"] == "infinite.pack.low"
 
     # Each one counted once by its type (this consumer published them all).
-    assert _published(metrics_port, "infinite.pack.low") == 5
-    assert _published(metrics_port, "infinite.pack.exhausted") == 0
+    published = scrape(metrics_port)
+    assert published['ledger_notices_published_total{type="infinite.pack.low"}'] == 5
+    assert 'ledger_notices_published_total{type="infinite.pack.exhausted"}' not in published
+    assert published["ledger_exhaustion_notices_published_total"] == 5
 
     # The events again, and a restarted consumer (its rescan): nothing new.
     await produce(kafka_bootstrap, unique_topic, refunds)
