@@ -1,22 +1,31 @@
 """Stream benchmark: many SSE clients on one API process while the consumer applies events.
 
     uv run python benchmarks/stream_bench.py [--clients 1000] [--rate 1000] [--seconds 10]
-        [--rounds 3]
+        [--rounds 3] [--list-rate 0]
 
 1. A fresh database and topic; `ledger consume` and `ledger api` (one worker) as separate
    processes. `--clients` users own two timing packs each, bought through Kafka.
 2. `--rounds` rounds of two windows of `--seconds` each: adjustments (+1 s) to random
-   packs are published at `--rate` per second while one connection asks the pack list
-   (random users), one request at a time - first without stream clients, then with one
-   stream per user (`access_token`, all `ready` before the window starts; the readers
-   are a process of their own, started for the window and stopped after it). The windows
+   packs are published at `--rate` per second while the pack list is asked (random users)
+   on one connection, one request at a time, as fast as the API answers (`--list-rate R`:
+   R requests per second instead, open loop, each request's latency counted from its
+   scheduled instant) - first without stream clients, then with one stream per user
+   (`access_token`, all `ready` before the window starts; the readers are a process of
+   their own, started for the window and stopped after it). The windows
    alternate so that a change of the machine's load during the run weighs on both.
 3. Each pack's `duration` tells which adjustment a `pack` event shows, so its delay is
    the receipt time less that adjustment's publish time (one clock: this process). The
    API process's RSS is sampled every 0.5 s, its CPU time read at each window's ends.
-4. Prints each window's list p50/p99 and the API's CPU, then the delay p50/p99/max, the
-   events received, the peak RSS, the API's CPU share, and the list's p50/p99 without
-   and with stream clients (all rounds pooled) and the ratio of the p99s.
+4. Prints each window's list p50/p99, the API's CPU and the machine's idle share, then
+   the delay p50/p99/max, the events received, the peak RSS, the API's CPU share, and the
+   list's p50/p99 without and with stream clients (all rounds pooled) and the ratio of
+   the p99s.
+
+Why an open loop too: on this 2-core machine the API, PostgreSQL, the consumer, Kafka and
+this load generator share the cores, and the closed loop keeps the API as busy as it can
+be - the machine then has almost no idle time (the printed idle share: ~10%), so any
+added work, the streams' or not, lengthens the list's tail by queueing for a core. A fixed
+rate that leaves the machine headroom shows what the streams do to a request by itself.
 
 Needs a PostgreSQL server whose role may create databases and the Kafka broker (the
 settings, else `ledger infra`). The database is dropped at the end.
@@ -30,6 +39,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -52,6 +62,8 @@ from api_bench import (
     Result,
     free_port,
     measure,
+    read_response,
+    request_bytes,
     start_api,
     wait_ready,
     with_database,
@@ -179,15 +191,70 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-async def list_latency(port: int, users: int, seconds: float) -> Result:
-    """The pack list, one request at a time on one connection (closed loop): the API's
-    answer time while it also serves the consumer's changes to its stream clients."""
+LIST_CONNECTIONS = 8  # the open loop's pool: a request never waits for an earlier one
+
+
+async def list_latency(port: int, users: int, seconds: float, rate: float) -> Result:
+    """The pack list's answer time while the API also serves the consumer's changes to
+    its stream clients: at `rate` requests per second (open loop), or with `rate` 0 one
+    request at a time on one connection (closed loop)."""
 
     def make(rng: random.Random) -> tuple[bytes, str | None]:
         return b'{"pageNum":1,"pageSize":10}', token(rng.randint(1, users))
 
     endpoint = Endpoint("pack list", "POST", "/api/userPack/getUserPackList", make)
-    return await measure(HOST, port, endpoint, 1, seconds, 1.0)
+    if not rate:
+        return await measure(HOST, port, endpoint, 1, seconds, 1.0)
+    rng = random.Random(7)
+    requests = [request_bytes(endpoint, *make(rng), host=f"{HOST}:{port}") for _ in range(2000)]
+    idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    for _ in range(LIST_CONNECTIONS):
+        reader, writer = await asyncio.open_connection(HOST, port)
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        idle.put_nowait((reader, writer))
+    result = Result(endpoint.name)
+
+    async def one(scheduled: float, request: bytes, counted: bool) -> None:
+        reader, writer = await idle.get()
+        try:
+            writer.write(request)
+            status, body = await read_response(reader)
+        finally:
+            idle.put_nowait((reader, writer))
+        if counted:
+            result.latencies.append(time.perf_counter() - scheduled)
+            if status != 200 or b'"code":"General.Success"' not in body:
+                result.errors += 1
+
+    start = time.perf_counter()
+    measure_from = start + 1.0  # a second of warm-up, as in the closed loop
+    tasks = []
+    for n in range(int((seconds + 1.0) * rate)):
+        scheduled = start + n / rate
+        await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+        request = requests[rng.randrange(len(requests))]
+        tasks.append(asyncio.create_task(one(scheduled, request, scheduled >= measure_from)))
+    await asyncio.gather(*tasks)
+    while not idle.empty():
+        idle.get_nowait()[1].close()
+    result.elapsed = seconds
+    return result
+
+
+class Idle:
+    """The machine's idle share of its CPU time between two readings of /proc/stat."""
+
+    def __init__(self) -> None:
+        self.before = self.read()
+
+    @staticmethod
+    def read() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return fields[3] + fields[4], sum(fields)  # idle + iowait, all
+
+    def share(self) -> float:
+        (idle0, total0), (idle1, total1) = self.before, self.read()
+        return (idle1 - idle0) / max(1, total1 - total0)
 
 
 class Readers:
@@ -220,9 +287,9 @@ async def window(
     topic: str,
     port: int,
     api: int,
-) -> tuple[Result, float, float]:
+) -> tuple[Result, float, float, float]:
     """`--seconds` of load while the list is asked: its latencies, the API's CPU share of
-    a core and its peak RSS."""
+    a core, its peak RSS and the machine's idle share."""
     peak = rss_mib(api)
 
     async def sample() -> None:
@@ -233,13 +300,14 @@ async def window(
 
     sampler = asyncio.create_task(sample())
     cpu_before = cpu_seconds(api)
+    idle = Idle()
     _, listed = await asyncio.gather(
         load.run(producer, topic, args.rate, args.seconds),
-        list_latency(port, args.clients, args.seconds - 1),
+        list_latency(port, args.clients, args.seconds - 1, args.list_rate),
     )
     cpu = (cpu_seconds(api) - cpu_before) / args.seconds
     sampler.cancel()
-    return listed, cpu, peak
+    return listed, cpu, peak, idle.share()
 
 
 def pooled(results: list[Result]) -> Result:
@@ -290,15 +358,18 @@ async def run(args: argparse.Namespace, url: str, topic: str, workdir: Path) -> 
         # Windows without and with stream clients alternate, so that a change of the
         # machine's load during the run weighs on both alike.
         for number in range(1, args.rounds + 1):
-            listed, share, _ = await window(args, load, producer, topic, port, api.pid)
+            listed, share, _, idle = await window(args, load, producer, topic, port, api.pid)
             alone.append(listed)
             cpu["without"] += share / args.rounds
             print(f"round {number}: {args.rate}/s for {args.seconds:.0f} s")
-            print(f"  without stream clients: list {list_line(listed)}; API CPU {share:.0%}")
+            print(
+                f"  without stream clients: list {list_line(listed)}; API CPU {share:.0%},"
+                f" machine idle {idle:.0%}"
+            )
             readers = Readers(port, args.clients)
             ready = await readers.ready()
             readers_cpu = cpu_seconds(readers.process.pid)
-            listed, share, top = await window(args, load, producer, topic, port, api.pid)
+            listed, share, top, idle = await window(args, load, producer, topic, port, api.pid)
             readers_cpu = (cpu_seconds(readers.process.pid) - readers_cpu) / args.seconds
             await asyncio.sleep(2)  # the last changes arrive
             got, early = await readers.stop()
@@ -309,7 +380,7 @@ async def run(args: argparse.Namespace, url: str, topic: str, workdir: Path) -> 
             peak = max(peak, top)
             print(
                 f"  with clients ({ready}): list {list_line(listed)}; API CPU {share:.0%},"
-                f" the readers' {readers_cpu:.0%}"
+                f" the readers' {readers_cpu:.0%}, machine idle {idle:.0%}"
             )
         (workdir / "received.jsonl").write_text(
             "\n".join(orjson.dumps(item).decode() for item in received)
@@ -320,6 +391,11 @@ async def run(args: argparse.Namespace, url: str, topic: str, workdir: Path) -> 
             if (pack, duration) in load.published
         ]
         without, with_clients = pooled(alone), pooled(streamed)
+        loop = (
+            f"{args.list_rate:g} requests/s on {LIST_CONNECTIONS} connections"
+            if args.list_rate
+            else "one connection, one request at a time"
+        )
         print(
             f"\nstream: {len(ms):,} pack events received by {args.clients:,} clients"
             f" ({ended} streams ended early)\n"
@@ -328,8 +404,7 @@ async def run(args: argparse.Namespace, url: str, topic: str, workdir: Path) -> 
             f"  API process RSS: peak {peak:.0f} MiB\n"
             f"  API process CPU: {cpu['without']:.0%} of a core without stream clients,"
             f" {cpu['with']:.0%} with them\n"
-            f"pack list (one connection, under {args.rate}/s events;"
-            f" {args.rounds} rounds pooled):\n"
+            f"pack list ({loop}, under {args.rate}/s events; {args.rounds} rounds pooled):\n"
             f"  without stream clients: {list_line(without)}\n"
             f"  with {args.clients} clients:     {list_line(with_clients)}\n"
             f"  p99 with / without: {with_clients.percentile(0.99) / without.percentile(0.99):.2f}"
@@ -371,6 +446,12 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=10.0, help="per window")
     parser.add_argument("--rounds", type=int, default=3, help="windows without, then with")
+    parser.add_argument(
+        "--list-rate",
+        type=float,
+        default=0.0,
+        help="pack list requests per second (open loop); 0: one at a time, as fast as answered",
+    )
     args = parser.parse_args()
     server = get_settings().psycopg_url
     name = f"ledger_stream_bench_{uuid.uuid4().hex[:10]}"
