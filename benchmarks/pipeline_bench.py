@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import resource
 import statistics
@@ -36,6 +35,7 @@ from pathlib import Path
 import psycopg
 
 from benchmarks.consumer_bench import make_events
+from services.consumer import collector
 from services.consumer.ahead import NOTHING_IN_FLIGHT, Handoff, plan_ahead
 from services.consumer.ingest import BatchOutcome, ingest_parsed
 from services.consumer.parsing import parse_batch
@@ -118,9 +118,9 @@ async def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    # As `ledger consume` does (services/consumer/run.py).
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 1000)
+    # As `ledger consume` does (services/consumer/run.py, services/consumer/collector.py).
+    collector.take_over()
+    passes = asyncio.create_task(collector.collect_every())
     admin = get_settings().psycopg_url
     events = make_events(
         args.events, args.packs, base=datetime.now(UTC) - timedelta(hours=6), then=args.more
@@ -154,6 +154,7 @@ async def main() -> None:
         for result in results["ahead"]:
             ratio = result["wall"] / baseline
             print(f"batches of {size:>6,}  ahead / inside (median): {ratio:.2f}")
+    passes.cancel()
 
 
 if __name__ == "__main__":

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 
+from faststream import FastStream
 from prometheus_client import start_http_server
 
+from services.consumer import collector
 from services.consumer.app import build_app
 from services.logs import configure_logging
 from services.settings import get_settings
@@ -27,15 +28,14 @@ def run_consume(args: argparse.Namespace) -> int:
         except OSError as error:  # e.g. a second consumer on this host
             log.warning("metrics port %d unavailable (%s): no metrics endpoint", port, error)
     app = build_app(settings)
-    tune_garbage_collector()
-    asyncio.run(app.run())
+    collector.take_over()
+    asyncio.run(_run(app))
     return 0
 
 
-def tune_garbage_collector() -> None:
-    """Fewer cyclic collections: a batch allocates hundreds of thousands of short-lived
-    objects, and with the default thresholds the collector ran thousands of times per
-    batch, traversing the cached pack states each time (a third of the consumer's time,
-    docs/consumer.md). Almost nothing here forms cycles; reference counting frees it."""
-    gc.freeze()  # what start-up built (modules, settings, the app) is never garbage
-    gc.set_threshold(50_000, 50, 1000)
+async def _run(app: FastStream) -> None:
+    passes = asyncio.create_task(collector.collect_every(), name="gc-passes")
+    try:
+        await app.run()
+    finally:
+        passes.cancel()
