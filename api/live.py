@@ -33,6 +33,7 @@ from api.auth import Caller
 from api.db import Database
 from api.requests_first import InFlight
 from services.store import live_sql, read_sql
+from services.store.copy_text import int_array
 
 log = logging.getLogger("api.live")
 
@@ -191,9 +192,9 @@ class Hub:
             return
         params = {
             "at": self._clock(),
-            "user_pack_ids": pack_ids,
+            "user_pack_ids": int_array(pack_ids),
             "every_owner": bool(self._admins),
-            "owners": list(self._by_owner),
+            "owners": int_array(self._by_owner),
         }
         offered: dict[Subscriber, None] = {}  # in the order of their first frame
         # A slice of rows decoded and offered per turn of the loop: requests go between.

@@ -64,6 +64,12 @@ def optional_iso_array(texts: list[str | None]) -> str:
     return "{" + ",".join(["NULL" if t is None else f'"{t}"' for t in texts]) + "}"
 
 
+def int_array(values: Iterable[int]) -> str:
+    """A bigint[] literal (for a `%s::bigint[]` parameter): several times faster than
+    psycopg adapting a list of thousands of ints (its dumper works element by element)."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
 def text_array(values: Iterable[str]) -> str:
     """A text[] literal (for a `%s::text[]` parameter): building it here is several
     times faster than psycopg adapting a list of thousands of strings."""

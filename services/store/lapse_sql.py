@@ -22,6 +22,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from services.store import copy_text
 from services.store.connection import Conn
 
 
@@ -102,7 +103,7 @@ async def next_lapses(conn: Conn, pack_ids: list[int]) -> list[tuple[int, dateti
     if not pack_ids:
         return []
     async with conn.cursor() as cur:
-        await cur.execute(NEXT_LAPSES_OF_PACKS, {"packs": pack_ids})
+        await cur.execute(NEXT_LAPSES_OF_PACKS, {"packs": copy_text.int_array(pack_ids)})
         return [(int(a), b) for a, b in await cur.fetchall()]
 
 

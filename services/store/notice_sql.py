@@ -11,6 +11,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from services.store import copy_text
 from services.store.connection import Conn
 
 # A notice names the trainings running at its instant: a session whose lease ended by
@@ -107,7 +108,7 @@ ORDER BY 3, 1, 2
 NEXT_LOWS_OF_PACKS = f"""
 SELECT p.user_pack_id, min((l->>'at')::timestamptz)
 {_LOWS}
-  AND p.user_pack_id = ANY(%s)
+  AND p.user_pack_id = ANY(%s::bigint[])
 GROUP BY p.user_pack_id
 """
 
@@ -197,7 +198,7 @@ async def next_lows(conn: Conn, pack_ids: list[int]) -> list[tuple[int, datetime
     if not pack_ids:
         return []
     async with conn.cursor() as cur:
-        await cur.execute(NEXT_LOWS_OF_PACKS, (pack_ids,))
+        await cur.execute(NEXT_LOWS_OF_PACKS, (copy_text.int_array(pack_ids),))
         return [(int(a), b) for a, b in await cur.fetchall()]
 
 

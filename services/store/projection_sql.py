@@ -24,7 +24,7 @@ from services.store.connection import Conn
 LOCK_VERSIONS = """
 SELECT user_pack_id, event_count
 FROM packs{suffix}
-WHERE user_pack_id = ANY(%s)
+WHERE user_pack_id = ANY(%s::bigint[])
 ORDER BY user_pack_id
 FOR UPDATE
 """
@@ -32,7 +32,7 @@ FOR UPDATE
 LOAD_STATES = f"""
 SELECT user_pack_id, snapshot, {", ".join(f.name for f in fields(PurchaseColumns))}
 FROM packs{{suffix}}
-WHERE user_pack_id = ANY(%s)
+WHERE user_pack_id = ANY(%s::bigint[])
 """
 
 # Column lists, staging tables and updates, all derived from the rows' declarations
@@ -163,7 +163,9 @@ async def lock_versions(
     if not user_pack_ids:
         return {}
     async with conn.cursor() as cur:
-        await cur.execute(LOCK_VERSIONS.format(suffix=suffix), (sorted(user_pack_ids),))
+        await cur.execute(
+            LOCK_VERSIONS.format(suffix=suffix), (c.int_array(sorted(user_pack_ids)),)
+        )
         return {int(pack_id): int(count) for pack_id, count in await cur.fetchall()}
 
 
@@ -174,7 +176,7 @@ async def load_states(
     if not user_pack_ids:
         return {}
     async with conn.cursor() as cur:
-        await cur.execute(LOAD_STATES.format(suffix=suffix), (list(user_pack_ids),))
+        await cur.execute(LOAD_STATES.format(suffix=suffix), (c.int_array(user_pack_ids),))
         return {
             int(row[0]): from_snapshot(row[1], PurchaseColumns(*row[2:]))
             for row in await cur.fetchall()

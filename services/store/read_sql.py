@@ -164,11 +164,12 @@ exhausts_at, open_sessions)."""
 PACKS_BY_ID: Final = f"""
 SELECT {_PACK_COLUMNS}, p.user_id
 FROM packs AS p
-WHERE p.user_pack_id = ANY(%(user_pack_ids)s)
-  AND (%(every_owner)s OR p.user_id = ANY(%(owners)s))
+WHERE p.user_pack_id = ANY(%(user_pack_ids)s::bigint[])
+  AND (%(every_owner)s OR p.user_id = ANY(%(owners)s::bigint[]))
 """
 """Rows: the detail's columns, then user_id. Parameters: at, user_pack_ids, every_owner
-(an admin is listening), owners (the users with a client)."""
+(an admin is listening), owners (the users with a client); the id lists as bigint[]
+literals (`copy_text.int_array`)."""
 
 # --- usage records ------------------------------------------------------------------------
 

@@ -30,3 +30,15 @@ def test_any_strings_read_back_from_a_text_array_literal(ledger_database: str) -
             assert row is not None and row[0] == values
 
         round_trip()
+
+
+def test_any_ids_read_back_from_a_bigint_array_literal(ledger_database: str) -> None:
+    with psycopg.connect(ledger_database) as conn:
+
+        @settings(max_examples=examples(100), deadline=None)
+        @given(st.lists(st.integers(-(2**63), 2**63 - 1), max_size=20))
+        def round_trip(values: list[int]) -> None:
+            row = conn.execute("SELECT %s::bigint[]", (c.int_array(values),)).fetchone()
+            assert row is not None and row[0] == values
+
+        round_trip()
