@@ -120,7 +120,7 @@ async def main() -> None:
     args = parser.parse_args()
     # As `ledger consume` does (services/consumer/run.py, services/consumer/collector.py).
     collector.take_over()
-    passes = asyncio.create_task(collector.collect_every())
+    passes = asyncio.create_task(collector.collect_every(get_settings().gc_pass_seconds))
     admin = get_settings().psycopg_url
     events = make_events(
         args.events, args.packs, base=datetime.now(UTC) - timedelta(hours=6), then=args.more

@@ -1,4 +1,4 @@
-"""The consumer's cyclic garbage collector: off on the hot path, one full pass a minute.
+"""The consumer's cyclic garbage collector: off on the hot path, a full pass now and then.
 
 A batch keeps hundreds of thousands of objects alive while it is parsed, planned and
 written (events, entries, rows, the states it moves), and every automatic collection
@@ -6,19 +6,23 @@ traverses the young ones among them: with thresholds of (50,000, 50, 1,000) the 
 took 15-20% of the consumer's CPU and paused it up to ~0.5 s in its generation-1 passes
 (docs/consumer.md, "The garbage collector"). Reference counting frees what the hot path
 makes (nothing there forms cycles), so the automatic collector is off and a full pass
-every `COLLECT_EVERY_SECONDS` frees what cycles there are (an exception with its
+`LEDGER_GC_PASS_SECONDS` (a minute) frees what cycles there are (an exception with its
 traceback, asyncio and client-library internals): they hold at most what a minute makes.
+A pass traverses every object alive (the cached pack states above all): it pauses the
+consumer for a time that grows with the cache, logged and measured
+(`ledger_gc_pass_seconds`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import time
 
 from services.consumer import metrics
 
-COLLECT_EVERY_SECONDS = 60.0
+log = logging.getLogger("ledger.consumer")
 
 
 def take_over() -> None:
@@ -32,11 +36,13 @@ def collect() -> int:
     """One full pass over what is not frozen; the objects found unreachable."""
     started = time.perf_counter()
     found = gc.collect()
-    metrics.observe_collection(time.perf_counter() - started, found)
+    seconds = time.perf_counter() - started
+    metrics.observe_collection(seconds, found)
+    log.info("garbage collector: a full pass took %.3f s, %d unreachable objects", seconds, found)
     return found
 
 
-async def collect_every(seconds: float = COLLECT_EVERY_SECONDS) -> None:
+async def collect_every(seconds: float) -> None:
     """`collect` every `seconds`, until cancelled."""
     while True:
         await asyncio.sleep(seconds)

@@ -29,12 +29,12 @@ def run_consume(args: argparse.Namespace) -> int:
             log.warning("metrics port %d unavailable (%s): no metrics endpoint", port, error)
     app = build_app(settings)
     collector.take_over()
-    asyncio.run(_run(app))
+    asyncio.run(_run(app, settings.gc_pass_seconds))
     return 0
 
 
-async def _run(app: FastStream) -> None:
-    passes = asyncio.create_task(collector.collect_every(), name="gc-passes")
+async def _run(app: FastStream, gc_pass_seconds: float) -> None:
+    passes = asyncio.create_task(collector.collect_every(gc_pass_seconds), name="gc-passes")
     try:
         await app.run()
     finally:
