@@ -33,6 +33,11 @@ REQUEST_SECONDS = Histogram(
 )
 
 
+# Each endpoint's histogram, looked up once: `labels()` on every request cost ~1 us.
+_BY_PATH = {path: REQUEST_SECONDS.labels(endpoint=path) for path in KNOWN_PATHS}
+_OTHER = REQUEST_SECONDS.labels(endpoint="other")
+
+
 class RequestTiming:
     """ASGI middleware: observes every HTTP request's duration under its endpoint."""
 
@@ -43,14 +48,13 @@ class RequestTiming:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = scope.get("path", "")
-        endpoint = path if path in KNOWN_PATHS else "other"
+        histogram = _BY_PATH.get(scope.get("path", ""), _OTHER)
         started = time.perf_counter()
 
         async def timed_send(message: Message) -> None:
             await send(message)
             if message["type"] == "http.response.body" and not message.get("more_body"):
-                REQUEST_SECONDS.labels(endpoint=endpoint).observe(time.perf_counter() - started)
+                histogram.observe(time.perf_counter() - started)
 
         await self.app(scope, receive, timed_send)
 
