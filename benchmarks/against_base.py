@@ -138,7 +138,7 @@ def base_tree(commit: str) -> Path:
     return tree
 
 
-def run_in(tree: Path, benchmark: Benchmark, args: list[str]) -> tuple[Figures, str]:
+def run_in(tree: Path, benchmark: Benchmark, args: list[str]) -> Figures:
     done = subprocess.run(
         ["bash", "scripts/uv.sh", "run", "python", benchmark.script, *args],
         cwd=tree,
@@ -149,7 +149,7 @@ def run_in(tree: Path, benchmark: Benchmark, args: list[str]) -> tuple[Figures, 
     if done.returncode != 0:
         sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
         raise SystemExit(f"{benchmark.script} failed in {tree} (exit {done.returncode})")
-    return benchmark.figures(done.stdout), done.stdout
+    return benchmark.figures(done.stdout)
 
 
 def report(rounds: list[dict[str, Figures]]) -> None:
@@ -191,7 +191,7 @@ def main() -> int:
         for number in range(1, args.rounds + 1):
             figures = {}
             for side, where in (("base", tree), ("this", HERE)):
-                figures[side], _ = run_in(where, benchmark, bench_args)
+                figures[side] = run_in(where, benchmark, bench_args)
                 shown = ", ".join(f"{name} {value:,.1f}" for name, value in figures[side].items())
                 print(f"round {number} {side}: {shown}", flush=True)
             rounds.append(figures)
