@@ -19,7 +19,7 @@ case. Both run `_apply_steps`, so replay and the consumer agree.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
@@ -514,8 +514,7 @@ def status_at(state: PackState, now: datetime) -> str:
 def exhausts_at(state: PackState) -> datetime | None:
     """When the open sessions drive (or drove) a timing pack to 0; None if they never will."""
     if not state.due_known:
-        state.due = _exhaustion(state)
-        state.due_known = True
+        _forecast(state)
     return state.due
 
 
@@ -524,16 +523,48 @@ def low_crossings(state: PackState) -> list[tuple[int, datetime]]:
     last `rules.LOW_CROSSINGS_KEPT` of each threshold: the notifier announces each once,
     from its instant on) and of those the open sessions, as they stand, will make
     (`rules.depletion_instant` of the budget above the threshold, from the last event)."""
+    if not state.due_known:
+        _forecast(state)
     crossings: list[tuple[int, datetime]] = []
-    for threshold, armed, past in state.lows:
+    ahead = state.crossings_ahead
+    for threshold, _, past in state.lows:
         for at in past:  # mostly none: a loop, not a generator made for nothing
             crossings.append((threshold, at))
-        if armed and state.open_sessions and state.last_time is not None:
-            budget = state.granted - state.charged - threshold
-            ahead = _depletion(state, budget, state.last_time)
-            if ahead is not None:
-                crossings.append((threshold, ahead))
+        for crossed, at in ahead:
+            if crossed == threshold:
+                crossings.append((threshold, at))
     return crossings
+
+
+def _forecast(state: PackState) -> None:
+    """Memo of `exhausts_at` and of the crossings ahead of `low_crossings`: one depletion
+    search for the budget and for what lies above each armed threshold."""
+    budgets: list[int] = []
+    armed: list[int] = []
+    exhaustion = None
+    if state.open_sessions and state.last_time is not None:
+        left = state.granted - state.charged
+        timing = _is_timing(state)
+        if timing and state.exhausted_since is None:
+            budgets.append(left)
+        for threshold, is_armed, _ in state.lows:
+            if is_armed:
+                armed.append(threshold)
+                budgets.append(left - threshold)
+        if budgets:
+            found = _depletions(state, budgets, state.last_time)
+            if timing and state.exhausted_since is None:
+                exhaustion = found.pop(0)
+            ahead = zip(armed, found, strict=True)
+            state.crossings_ahead = tuple((t, at) for t, at in ahead if at is not None)
+        else:
+            state.crossings_ahead = ()
+        if timing and state.exhausted_since is not None:
+            exhaustion = state.exhausted_since
+    else:
+        state.crossings_ahead = ()
+    state.due = exhaustion
+    state.due_known = True
 
 
 def started_during_exhaustion(state: PackState) -> list[UsageRecord]:
@@ -554,23 +585,20 @@ def started_during_exhaustion(state: PackState) -> list[UsageRecord]:
     return [record for record in state.open_sessions.values() if record.start_time > since]
 
 
-def _exhaustion(state: PackState) -> datetime | None:
-    if not state.open_sessions or not _is_timing(state):
-        return None
-    if state.exhausted_since is not None:
-        return state.exhausted_since
-    assert state.last_time is not None  # open sessions imply an applied start
-    # Sessions that lapse before the budget is used stop using it at their lease end:
-    # None when every lease ends first (no exhaustion, no notice).
-    return _depletion(state, state.granted - state.charged, state.last_time)
-
-
 def _depletion(state: PackState, budget: int, not_before: datetime) -> datetime | None:
-    """`rules.depletion_instant` of the open sessions; when none has a lease (the common
-    case), `rules.exhaustion_instant` of their starts, without building their spans."""
+    return _depletions(state, (budget,), not_before)[0]
+
+
+def _depletions(
+    state: PackState, budgets: Sequence[int], not_before: datetime
+) -> list[datetime | None]:
+    """`rules.depletion_instant` of the open sessions for each of `budgets`; when none has
+    a lease (the common case), `rules.exhaustion_instants` of their starts, without
+    building their spans."""
     starts = []
     for record in state.open_sessions.values():
         if record.lease_ends_at is not None:
-            return rules.depletion_instant(budget, state.open_spans, not_before)
+            spans = state.open_spans
+            return [rules.depletion_instant(budget, spans, not_before) for budget in budgets]
         starts.append(record.start_time)
-    return rules.exhaustion_instant(budget, starts, not_before)
+    return rules.exhaustion_instants(budgets, starts, not_before)

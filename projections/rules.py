@@ -135,49 +135,73 @@ def exhaustion_instant(
     exactly in integer microseconds. None when the instant lies past 9999-12-30 UTC
     (`LAST_INSTANT`: a grant of thousands of years): never, in effect.
     """
-    if budget <= 0 or not open_starts:
-        return not_before
+    return exhaustion_instants((budget,), open_starts, not_before)[0]
+
+
+def exhaustion_instants(
+    budgets: Sequence[int], open_starts: list[datetime], not_before: datetime
+) -> list[datetime | None]:
+    """`exhaustion_instant` of each of `budgets` for the same sessions, their offsets made
+    once: a pack's exhaustion and its low-balance crossings ahead are one search."""
+    if not open_starts:
+        return [not_before for _ in budgets]
     if len(open_starts) == 1:  # the common case: floor(t - start) >= budget
-        try:
-            reached = max(not_before, open_starts[0] + SECOND * budget)
-        except OverflowError:
-            return None
-        return reached if reached < LAST_INSTANT else None
+        return [_one_session(budget, open_starts[0], not_before) for budget in budgets]
     # Integer microseconds from `not_before`: floor((t - s) / 1 s) does not depend on where
     # time is counted from, and integers keep the search below exact and cheap. (The
     # starts share the zone of `not_before` as a rule, and a difference of two times in
     # the same zone is the cheap one: the epoch, in UTC, would cost a conversion more.)
     starts = [(start - not_before) // MICROSECOND for start in open_starts]
-    used = 0
+    used_before = 0
     for start in starts:
         if start < 0:
-            used += -start // UNIT
-    if used >= budget:
-        return not_before
-    # From here on every instant follows every start (none follows `not_before` in fold
-    # order; the max() keeps it safe): used(t) = sum of (t - start) // UNIT.
-    count = len(starts)
-    instant = max(max(starts), 0, -(-(budget * UNIT + sum(starts)) // count))
-    # Within the second after `instant` each session steps once, `UNIT - (instant -
-    # start) % UNIT` after it: the budget is used at the step that completes it.
-    used = 0
-    steps: list[int] = []
-    for start in starts:
-        whole, part = divmod(instant - start, UNIT)
-        used += whole
-        steps.append(UNIT - part)
-    if used < budget:
-        if budget - used > count:
-            raise AssertionError("unreachable: used(instant + 1 s) >= budget")
-        steps.sort()
-        instant += steps[budget - used - 1]
-    if instant <= 0:  # max(not_before, the instant), in integers
+            used_before += -start // UNIT
+    # From `max(starts, 0)` on every instant follows every start (none follows
+    # `not_before` in fold order; the max() keeps it safe): used(t) = sum of (t - start)
+    # // UNIT.
+    count, total, latest = len(starts), sum(starts), max(max(starts), 0)
+    since_utc: datetime | None = None  # `not_before` in UTC, made once if needed
+    found: list[datetime | None] = []
+    for budget in budgets:
+        if budget <= 0 or used_before >= budget:
+            found.append(not_before)
+            continue
+        instant = max(latest, -(-(budget * UNIT + total) // count))
+        # Within the second after `instant` each session steps once, `UNIT - (instant -
+        # start) % UNIT` after it: the budget is used at the step that completes it.
+        used = 0
+        steps: list[int] = []
+        for start in starts:
+            whole, part = divmod(instant - start, UNIT)
+            used += whole
+            steps.append(UNIT - part)
+        if used < budget:
+            if budget - used > count:
+                raise AssertionError("unreachable: used(instant + 1 s) >= budget")
+            steps.sort()
+            instant += steps[budget - used - 1]
+        if instant <= 0:  # max(not_before, the instant), in integers
+            found.append(not_before)
+            continue
+        if since_utc is None:
+            since_utc = not_before.astimezone(UTC)
+        try:
+            reached = since_utc + instant * MICROSECOND
+        except OverflowError:  # past year 9999: past LAST_INSTANT
+            found.append(None)
+            continue
+        found.append(reached if reached < LAST_INSTANT else None)
+    return found
+
+
+def _one_session(budget: int, start: datetime, not_before: datetime) -> datetime | None:
+    if budget <= 0:
         return not_before
     try:
-        reached = not_before + instant * MICROSECOND
-    except OverflowError:  # past year 9999 in the zone of `not_before`: past LAST_INSTANT
+        reached = max(not_before, start + SECOND * budget)
+    except OverflowError:
         return None
-    return reached.astimezone(UTC) if reached < LAST_INSTANT else None
+    return reached if reached < LAST_INSTANT else None
 
 
 def depletion_instant(

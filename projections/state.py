@@ -146,8 +146,12 @@ class PackState:
     )
     event_count: int = field(default=0, metadata=kept("eventCount"))
     audit: Audit = field(default_factory=Audit, metadata=kept("audit", Kind.AUDIT))
-    # Memo of fold.exhausts_at: derived, recomputed after each applied event.
+    # Memo of fold.exhausts_at and of the crossings ahead of fold.low_crossings
+    # ((threshold, instant)): derived, recomputed after each applied event.
     due: datetime | None = field(default=None, compare=False, repr=False, metadata=DERIVED)
+    crossings_ahead: tuple[tuple[int, datetime], ...] = field(
+        default=(), compare=False, repr=False, metadata=DERIVED
+    )
     due_known: bool = field(default=False, compare=False, repr=False, metadata=DERIVED)
 
     @property

@@ -234,6 +234,28 @@ def test_exhaustion_instant_with_times_in_any_zone(
     assert got is not_before or got.tzinfo is UTC
 
 
+@settings(max_examples=examples(200), deadline=None)
+@given(
+    budgets=st.lists(st.integers(min_value=-2, max_value=40), min_size=1, max_size=4),
+    offsets_us=st.lists(st.integers(min_value=0, max_value=20_000_000), min_size=1, max_size=4),
+    zones=st.lists(st.sampled_from(ZONES), min_size=5, max_size=5),
+    not_before_extra_us=st.integers(min_value=0, max_value=5_000_000),
+)
+def test_exhaustion_instants_is_one_search_per_budget(
+    budgets: list[int], offsets_us: list[int], zones: list[timezone], not_before_extra_us: int
+) -> None:
+    """The exhaustion and the crossings ahead share one search: each budget's answer is
+    the brute force's, whatever the other budgets, the number of sessions or the zones."""
+    starts = [
+        (T0 + timedelta(microseconds=us)).astimezone(zone)
+        for us, zone in zip(offsets_us, zones, strict=False)
+    ]
+    not_before = (max(starts) + timedelta(microseconds=not_before_extra_us)).astimezone(zones[-1])
+    got = rules.exhaustion_instants(budgets, starts, not_before)
+    assert got == [_brute_force_exhaustion(budget, starts, not_before) for budget in budgets]
+    assert got == [rules.exhaustion_instant(budget, starts, not_before) for budget in budgets]
+
+
 @pytest.mark.parametrize("budget", [10**12, 10**15, 10**30])
 def test_exhaustion_beyond_the_calendar_is_never(budget: int) -> None:
     assert rules.exhaustion_instant(budget, [at(0), at(10)], at(10)) is None
