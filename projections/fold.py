@@ -539,32 +539,30 @@ def low_crossings(state: PackState) -> list[tuple[int, datetime]]:
 def _forecast(state: PackState) -> None:
     """Memo of `exhausts_at` and of the crossings ahead of `low_crossings`: one depletion
     search for the budget and for what lies above each armed threshold."""
-    budgets: list[int] = []
-    armed: list[int] = []
-    exhaustion = None
-    if state.open_sessions and state.last_time is not None:
-        left = state.granted - state.charged
-        timing = _is_timing(state)
-        if timing and state.exhausted_since is None:
-            budgets.append(left)
-        for threshold, is_armed, _ in state.lows:
-            if is_armed:
-                armed.append(threshold)
-                budgets.append(left - threshold)
-        if budgets:
-            found = _depletions(state, budgets, state.last_time)
-            if timing and state.exhausted_since is None:
-                exhaustion = found.pop(0)
-            ahead = zip(armed, found, strict=True)
-            state.crossings_ahead = tuple((t, at) for t, at in ahead if at is not None)
-        else:
-            state.crossings_ahead = ()
-        if timing and state.exhausted_since is not None:
-            exhaustion = state.exhausted_since
-    else:
-        state.crossings_ahead = ()
-    state.due = exhaustion
     state.due_known = True
+    state.due = None
+    state.crossings_ahead = ()
+    if not state.open_sessions or state.last_time is None:
+        return  # nothing runs: no exhaustion, no crossing ahead
+    timing = _is_timing(state)
+    if timing and state.exhausted_since is not None:
+        state.due = state.exhausted_since  # under way: not searched
+    left = state.granted - state.charged
+    armed = [threshold for threshold, is_armed, _ in state.lows if is_armed]
+    budgets = [left - threshold for threshold in armed]
+    searched = timing and state.due is None
+    if searched:
+        budgets.append(left)
+    if not budgets:
+        return
+    found = _depletions(state, budgets, state.last_time)
+    if searched:
+        state.due = found.pop()
+    ahead = []
+    for threshold, at in zip(armed, found, strict=True):
+        if at is not None:  # a lease ends first: no crossing
+            ahead.append((threshold, at))
+    state.crossings_ahead = tuple(ahead)
 
 
 def started_during_exhaustion(state: PackState) -> list[UsageRecord]:

@@ -146,7 +146,8 @@ def exhaustion_instants(
     if not open_starts:
         return [not_before for _ in budgets]
     if len(open_starts) == 1:  # the common case: floor(t - start) >= budget
-        return [_one_session(budget, open_starts[0], not_before) for budget in budgets]
+        only = open_starts[0]
+        return [_one_session(budget, only, not_before) for budget in budgets]
     # Integer microseconds from `not_before`: floor((t - s) / 1 s) does not depend on where
     # time is counted from, and integers keep the search below exact and cheap. (The
     # starts share the zone of `not_before` as a rule, and a difference of two times in
@@ -194,9 +195,21 @@ def exhaustion_instants(
     return found
 
 
+# A start in local year Y plus `budget` seconds lies before local year Y + budget //
+# _LONGEST_YEAR + 2; below _SAFE_YEAR that is before 9998-01-01 in any zone, so before
+# LAST_INSTANT and far from an overflow. The common case skips both checks: comparing
+# with LAST_INSTANT costs more than the sum itself, events' times carrying pydantic's own
+# tzinfo and LAST_INSTANT the standard library's.
+_LONGEST_YEAR = 366 * 86_400
+_SAFE_YEAR = 9997
+
+
 def _one_session(budget: int, start: datetime, not_before: datetime) -> datetime | None:
     if budget <= 0:
         return not_before
+    if start.year + budget // _LONGEST_YEAR < _SAFE_YEAR:
+        reached = start + SECOND * budget
+        return reached if reached > not_before else not_before
     try:
         reached = max(not_before, start + SECOND * budget)
     except OverflowError:

@@ -273,6 +273,26 @@ def test_exhaustion_near_the_end_of_the_calendar_is_exact() -> None:
     assert rules.exhaustion_instant(7199, two, two[1]) is None
 
 
+@pytest.mark.parametrize("zone", [*ZONES, timezone(timedelta(hours=14))])
+@pytest.mark.parametrize("year", [9994, 9995, 9996, 9997, 9998])
+@pytest.mark.parametrize("years", [0, 1, 2, 3])
+def test_one_session_either_side_of_the_calendar_shortcut(
+    zone: timezone, year: int, years: int
+) -> None:
+    """One session skips the calendar checks far from its end: the same answers on both
+    sides of where the shortcut stops (start + budget, or never past LAST_INSTANT)."""
+    start = datetime(year, 12, 31, 20, tzinfo=zone)
+    for budget in (years * 366 * 86_400 - 1, years * 366 * 86_400 + 7_200):
+        if budget <= 0:
+            continue
+        try:
+            reached: datetime | None = start + timedelta(seconds=budget)
+        except OverflowError:
+            reached = None
+        expected = reached if reached is not None and reached < rules.LAST_INSTANT else None
+        assert rules.exhaustion_instant(budget, [start], start) == expected
+
+
 def test_an_exhaustion_past_the_contracts_last_day_is_never() -> None:
     """Even where Python's dates still reach (9999-12-31), and in a zone whose local
     date is already 9999-12-31: the ledger could neither show nor store it."""
