@@ -555,12 +555,14 @@ def _forecast(state: PackState) -> None:
         budgets.append(left)
     if not budgets:
         return
+    # Sessions that lapse before a budget is used stop using it at their lease end: None
+    # when every lease ends first (no exhaustion, no crossing, no notice).
     found = _depletions(state, budgets, state.last_time)
     if searched:
         state.due = found.pop()
     ahead = []
     for threshold, at in zip(armed, found, strict=True):
-        if at is not None:  # a lease ends first: no crossing
+        if at is not None:
             ahead.append((threshold, at))
     state.crossings_ahead = tuple(ahead)
 
