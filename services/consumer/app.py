@@ -78,7 +78,8 @@ def build_app(settings: Settings) -> FastStream:
         log_level=logging.DEBUG,
     )
     sink = LedgerSink(settings.psycopg_url, settings.consumer_group, terms=settings.terms)
-    notifier = ExhaustionNotifier(settings, broker)  # validates its horizon and period
+    # Validates its horizon and period.
+    notifier = ExhaustionNotifier(settings, broker, own_writer=sink.writer_pid)
     pipeline = CommitPipeline()
     dead_letters = DeadLetters(settings.kafka_bootstrap_servers, settings.dlq_topic)
     listener = SeekToStoredOffsets(sink, settings.events_topic, pipeline)

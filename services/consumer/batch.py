@@ -120,6 +120,7 @@ class BatchFlow:
         records to the DLQ, Kafka's informational offsets."""
         consumer = self.consumer()
         self.notifier.watch(outcome.exhaustions)
+        self.notifier.watch_crossings(outcome.crossings)
         self.stats.add(outcome, seconds)
         metrics.observe_batch(outcome, seconds)
         metrics.observe_lag(lags(consumer, batch.offsets))

@@ -203,6 +203,11 @@ class Due(NamedTuple):
 # Where a rescan starts: before every (exhausts_at, user_pack_id).
 _BEFORE_ALL = (datetime.min.replace(tzinfo=UTC), -(2**63))
 
+# A crossing this far ahead of our clock or more cannot be recorded yet (a notifier
+# records one once its instant has passed); a nearer one may be, by a notifier whose
+# clock runs ahead of ours: the database decides for those.
+CROSSING_SURELY_AHEAD = timedelta(seconds=10)
+
 
 class ExhaustionNotifier:
     """Every `interval` seconds: the scheduled packs that fell due are checked against the
@@ -212,7 +217,10 @@ class ExhaustionNotifier:
     within `horizon_seconds`, and what a rescan of `packs` finds (at start, then every
     `rescan_seconds`): every exhaustion within the horizon whose notice is not recorded.
     The crossings (`lows`) and lapses (`lapses`) of the packs any writer changed (LISTEN)
-    and those a rescan finds within the horizon have schedules of their own.
+    and those a rescan finds within the horizon have schedules of their own. The packs
+    this process's own batches wrote (`own_writer`: the backend of their connection, the
+    notifying one) have their crossings handed over too (`watch_crossings`): those surely
+    ahead are scheduled from memory, without a look-up per pack.
     The horizon must exceed the rescan period, so that every exhaustion written by no
     live process is scheduled by a rescan before it falls due (if it was written at
     least one period earlier). At most `limit` packs per pass, and per page of a rescan.
@@ -233,6 +241,7 @@ class ExhaustionNotifier:
         limit: int = 1000,
         backoff: tuple[float, float] = (0.25, 10.0),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        own_writer: Callable[[], int | None] = lambda: None,
     ) -> None:
         rescan = settings.notice_rescan_seconds if rescan_seconds is None else rescan_seconds
         horizon = settings.notice_horizon_seconds if horizon_seconds is None else horizon_seconds
@@ -260,7 +269,9 @@ class ExhaustionNotifier:
         # heartbeat moves a lease end later: the batch that applied it is heard, and the
         # pack rescheduled; an entry left stale by it selects nothing when it falls due.
         self.lapses = ExhaustionSchedule()
-        self._changed: set[int] = set()
+        self._changed: set[int] = set()  # next crossing and next lapse to look up
+        self._own_writer = own_writer
+        self._lapses_changed: set[int] = set()  # own writes: their crossings handed over
         self._next_rescan = 0.0  # time.monotonic() of the next rescan: at once
         self._rescan_after: tuple[datetime, int] | None = None  # a rescan in progress
         self._lapses_after: tuple[datetime, int] | None = None  # its lapses in progress
@@ -277,6 +288,24 @@ class ExhaustionNotifier:
                 self._fed_during_rescan.add(pack_id)
             if at <= until:
                 self.schedule.watch(pack_id, at)
+
+    def watch_crossings(self, crossings: Iterable[tuple[int, list[datetime]]]) -> None:
+        """(pack, instants of its crossings under way or ahead) of packs a batch of this
+        process just committed. A crossing surely ahead is not recorded: the earliest is
+        the pack's next; a pack with one under way, or near, is looked up (its recorded
+        ones are not its next). Those beyond the horizon are left to a later rescan."""
+        if not self._thresholds:
+            return
+        now = datetime.now(UTC)
+        sure, until = now + CROSSING_SURELY_AHEAD, now + self._horizon
+        for pack_id, instants in crossings:
+            if not instants:
+                continue  # none to announce: an entry left stale selects nothing
+            first = min(instants)
+            if first <= sure:
+                self._changed.add(pack_id)
+            elif first <= until:
+                self.lows.watch(pack_id, first)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="exhaustion-notifier")
@@ -301,7 +330,11 @@ class ExhaustionNotifier:
                     await conn.execute(live_sql.LISTEN)
                     self._next_rescan = 0.0
                     async for notification in conn.notifies():
-                        self._changed.update(live_sql.parse_payload(notification.payload))
+                        packs = live_sql.parse_payload(notification.payload)
+                        if notification.pid == self._own_writer():
+                            self._lapses_changed.update(packs)  # crossings handed over
+                        else:
+                            self._changed.update(packs)
             except _DATABASE_DOWN as error:  # the pass logs the outage; this only waits
                 log.debug("notifier: LISTEN connection lost: %s", error)
             await asyncio.sleep(1.0)
@@ -373,15 +406,16 @@ class ExhaustionNotifier:
     async def _schedule_changed(self, conn: Conn, now: datetime) -> None:
         """Schedule the next crossing and the next lapse of each pack a batch changed
         since the last pass."""
-        if not self._changed:
+        if not self._changed and not self._lapses_changed:
             return
         changed, self._changed = self._changed, set()
-        packs = sorted(changed)
+        lapses_changed, self._lapses_changed = self._lapses_changed, set()
         try:
-            lows = await notice_sql.next_lows(conn, packs) if self._thresholds else []
-            lapses = await lapse_sql.next_lapses(conn, packs)
+            lows = await notice_sql.next_lows(conn, sorted(changed)) if self._thresholds else []
+            lapses = await lapse_sql.next_lapses(conn, sorted(changed | lapses_changed))
         except BaseException:
             self._changed |= changed
+            self._lapses_changed |= lapses_changed
             raise
         until = now + self._horizon
         for schedule, found in ((self.lows, lows), (self.lapses, lapses)):

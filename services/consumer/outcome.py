@@ -1,5 +1,5 @@
 """What committing one batch did: counts for the metrics and stats, the refusals to
-publish to the DLQ, the exhaustions for the notifier."""
+publish to the DLQ, the exhaustions and crossings for the notifier."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ class BatchOutcome:
     split_attempts: int = 0  # transactions tried to split a failed batch (0: it committed)
     # (pack, exhausts_at) of the packs written that run out: for the notifier's schedule.
     exhaustions: list[tuple[int, datetime]] = field(default_factory=list)
+    # (pack, instants of its low-balance crossings under way or ahead) of the packs written
+    # with a threshold armed: the notifier schedules them without asking the database.
+    crossings: list[tuple[int, list[datetime]]] = field(default_factory=list)
 
     def add(self, part: BatchOutcome) -> None:
         """Count a committed part of a split batch in this (the whole batch's) outcome."""
@@ -39,3 +42,6 @@ class BatchOutcome:
         latest = dict(self.exhaustions)
         latest.update(part.exhaustions)
         self.exhaustions = list(latest.items())
+        crossings = dict(self.crossings)
+        crossings.update(part.crossings)
+        self.crossings = list(crossings.items())

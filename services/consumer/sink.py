@@ -26,6 +26,11 @@ class Store(BatchStore, Protocol):
 
     async def load_offsets(self, topic: str) -> dict[Place, int]: ...
 
+    @property
+    def backend_pid(self) -> int | None:
+        """The database backend of its open connection (the one that NOTIFYs), if any."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -53,6 +58,11 @@ class LedgerSink:
         self.store, self.side = stores
         self.cache = StateCache()
         self.committer = Committer(self.store, self.cache, max_backoff=max_backoff, terms=terms)
+
+    def writer_pid(self) -> int | None:
+        """The backend of the commits' connection: the notifier knows its announcements
+        for the batches' own (`ExhaustionNotifier.watch_crossings`)."""
+        return self.store.backend_pid
 
     async def close(self) -> None:
         await self.store.close()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from projections.fold import exhausts_at
+from projections.fold import exhausts_at, low_crossings
 from projections.resume import resume
 from projections.state import LedgerEntry, PackState
 from projections.terms import DEFAULT_TERMS, Terms
@@ -100,6 +100,11 @@ class BatchTransaction:
             outcome.packs_resumed = loaded.resumed
             outcome.exhaustions = [
                 (pack_id, at) for pack_id, state in states.items() if (at := exhausts_at(state))
+            ]
+            outcome.crossings = [
+                (pack_id, [at for _, at in low_crossings(state)])
+                for pack_id, state in states.items()
+                if state.lows
             ]
             await store.store_offsets(batch.offsets)
             await store.announce_changes(states)  # delivered on commit: the live stream

@@ -62,6 +62,11 @@ class PostgresBatchStore:
             self._conn = await connect(self._url, application_name=self._application_name)
         return self._conn
 
+    @property
+    def backend_pid(self) -> int | None:
+        conn = self._conn
+        return None if conn is None or conn.closed else conn.info.backend_pid
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[object]:
         conn = await self.connection()

@@ -84,6 +84,8 @@ class FakeStore:
         self.closed = False
         self.announced: list[list[int]] = []  # the packs each transaction announced
 
+    backend_pid = None  # no database backend: nothing it announces is heard as its own
+
     def _call(self, name: str) -> None:
         self.db.calls.append(name)
         queued = self.db.faults.get(name)

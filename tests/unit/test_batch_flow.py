@@ -45,10 +45,14 @@ class FakeConsumer:
 class Watched:
     def __init__(self) -> None:
         self.exhaustions: list[tuple[int, datetime]] = []
+        self.crossings: list[tuple[int, list[datetime]]] = []
         self.published: list[Any] = []
 
     def watch(self, exhaustions: list[tuple[int, datetime]]) -> None:
         self.exhaustions += exhaustions
+
+    def watch_crossings(self, crossings: list[tuple[int, list[datetime]]]) -> None:
+        self.crossings += crossings
 
     async def publish(self, refused: Any) -> None:
         self.published.append(refused)

@@ -5,17 +5,19 @@ refused - no PostgreSQL."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
 
+from projections.terms import Terms
 from services.consumer.ahead import NOTHING_IN_FLIGHT, Handoff, plan_ahead
 from services.consumer.committer import Committer
 from services.consumer.parsing import parsed
 from services.consumer.records import SourceRecord
 from services.consumer.state_cache import StateCache
-from tests.support.streams import expected_rows, stream
+from tests.support.streams import envelope, expected_rows, purchase, stream
 from tests.unit.fake_store import FakeDatabase, FakeStore, LostRace
 
 
@@ -165,3 +167,27 @@ async def test_a_refusal_that_cannot_be_stored_fails_the_commit_and_writes_nothi
         await Committer(FakeStore(db), StateCache()).commit(parsed(records(arrivals)))
     assert db.tables.refused == {}
     assert db.tables.offsets == {("t", 0): 3}  # the records before it committed, in order
+
+
+async def test_the_outcome_hands_over_each_armed_packs_crossings() -> None:
+    t0 = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    start = {"trainId": 1, "trainName": "t", "userId": 9, "userName": "u"}
+    docs = [
+        purchase(1, 9, t0, 1000),  # runs from t0 + 10 s: 600 left at +410 s, 60 at +950 s
+        envelope(
+            "start-1",
+            "infinite.training.started",
+            t0 + timedelta(seconds=10),
+            start | {"userPackId": 1},
+        ),
+        purchase(2, 9, t0, 1000),  # nothing runs: no crossing ahead
+        purchase(3, 9, t0, 30),  # under both thresholds from its purchase on: none armed
+    ]
+    committer = Committer(
+        FakeStore(FakeDatabase()), StateCache(), terms=Terms(low_balance_seconds=(60, 600))
+    )
+    outcome = await committer.commit(parsed(records(docs)))
+    crossings = dict(outcome.crossings)
+    assert sorted(crossings[1]) == [t0 + timedelta(seconds=410), t0 + timedelta(seconds=950)]
+    assert crossings[2] == []
+    assert 3 not in crossings
