@@ -77,7 +77,7 @@ def create_app(
         terms=settings.terms,
     )
     requests = InFlight()
-    hub = Hub(settings.psycopg_url, ctx.db, zone, clock, requests=requests)  # one LISTEN
+    hub = Hub(settings.psycopg_url, ctx.db, clock, requests=requests)  # one LISTEN
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 Row = TypeVar("Row")
 """What `row_factory` (a psycopg row factory: `api.rows`, or `tuple_row`) makes of each row."""
 
-# Every session is read-only (the API never writes) and bounded in time; it answers
-# times in the display zone (the values do not depend on it, only their tzinfo does).
+# Every session is read-only (the API never writes) and bounded in time; its time zone is
+# the display zone, in which the statements format the times they answer
+# (`services.store.read_sql.display_time`).
 _SESSION_OPTIONS = "-c default_transaction_read_only=on -c statement_timeout=5000"
 
 

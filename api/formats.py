@@ -1,22 +1,7 @@
-"""How times and durations are written in answers."""
+"""How durations are written in answers (times are written by the statements:
+`services.store.read_sql.display_time`)."""
 
 from __future__ import annotations
-
-from datetime import datetime
-from zoneinfo import ZoneInfo
-
-
-def format_time(moment: datetime, zone: ZoneInfo) -> str:
-    """`yyyy-MM-dd HH:mm:ss` in `zone`; fractions of a second are dropped.
-
-    (isoformat is twice as fast as strftime; and `astimezone` returns its datetime
-    as it is when the database already answered in `zone`.)
-    """
-    return moment.astimezone(zone).isoformat(" ", "seconds")[:19]
-
-
-def format_optional_time(moment: datetime | None, zone: ZoneInfo) -> str | None:
-    return None if moment is None else format_time(moment, zone)
 
 
 def format_duration(seconds: int) -> str:

@@ -23,7 +23,6 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import orjson
 import psycopg
@@ -87,7 +86,6 @@ class Hub:
         self,
         conninfo: str,
         db: Database,
-        zone: ZoneInfo,
         clock: Callable[[], datetime],
         *,
         interval: float = 0.1,
@@ -96,7 +94,6 @@ class Hub:
     ) -> None:
         self._conninfo = conninfo
         self._db = db
-        self._zone = zone
         self._clock = clock
         self._interval = interval  # seconds between fan-outs: the changes coalesce
         self._limit = limit
@@ -205,7 +202,7 @@ class Hub:
             async for taken in slices:
                 for row in taken:
                     owners = self._by_owner.get(row.user_id, ())
-                    data = frame("pack", views.pack_list_item(row, self._zone))
+                    data = frame("pack", views.pack_list_item(row))
                     for subscriber in (*owners, *self._admins):
                         subscriber.offer(row.user_pack_id, data, wake=False)
                         offered[subscriber] = None

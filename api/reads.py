@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, LiteralString, Protocol
-from zoneinfo import ZoneInfo
 
 from psycopg.rows import AsyncRowFactory
 
@@ -55,7 +54,7 @@ async def _count(
 
 
 async def pack_list(
-    db: Reader, caller: Caller, query: UserPackListRequest, at: datetime, zone: ZoneInfo
+    db: Reader, caller: Caller, query: UserPackListRequest, at: datetime
 ) -> dict[str, Any]:
     flags = {
         "every_owner": caller.is_admin,
@@ -76,11 +75,11 @@ async def pack_list(
         total = page[0].total
     else:  # a page past the end: its rows carry no total
         total = await _count(db, read_sql.pack_count(**flags), params, query)
-    return views.pack_list(page, total, query.page_num, query.page_size, zone)
+    return views.pack_list(page, total, query.page_num, query.page_size)
 
 
 async def pack_detail(
-    db: Reader, caller: Caller, user_pack_id: int, at: datetime, zone: ZoneInfo
+    db: Reader, caller: Caller, user_pack_id: int, at: datetime
 ) -> dict[str, Any]:
     statement = read_sql.PACK_DETAIL_ANY_OWNER if caller.is_admin else read_sql.PACK_DETAIL
     params = _scope(caller, at)
@@ -88,11 +87,11 @@ async def pack_detail(
     pack = await db.fetch_one(statement, params, rows.PACK_DETAILS)
     if pack is None:  # absent or someone else's: the caller cannot tell which
         raise ApiError(Code.NOT_FOUND)
-    return views.pack_detail(pack, zone)
+    return views.pack_detail(pack)
 
 
 async def record_list(
-    db: Reader, caller: Caller, query: TrainPackLogListRequest, at: datetime, zone: ZoneInfo
+    db: Reader, caller: Caller, query: TrainPackLogListRequest, at: datetime
 ) -> dict[str, Any]:
     flags = {"every_owner": caller.is_admin, "by_pack": query.user_pack_id is not None}
     params = _scope(caller, at)
@@ -103,16 +102,14 @@ async def record_list(
         total = page[0].total
     else:
         total = await _count(db, read_sql.record_count(**flags), params, query)
-    return views.record_list(page, total, query.page_num, query.page_size, zone)
+    return views.record_list(page, total, query.page_num, query.page_size)
 
 
-async def record_detail(
-    db: Reader, caller: Caller, log_id: int, at: datetime, zone: ZoneInfo
-) -> dict[str, Any]:
+async def record_detail(db: Reader, caller: Caller, log_id: int, at: datetime) -> dict[str, Any]:
     statement = read_sql.RECORD_DETAIL_ANY_OWNER if caller.is_admin else read_sql.RECORD_DETAIL
     params = _scope(caller, at)
     params["log_id"] = log_id
     record = await db.fetch_one(statement, params, rows.RECORD_DETAILS)
     if record is None:
         raise ApiError(Code.NOT_FOUND)
-    return views.record_detail(record, zone)
+    return views.record_detail(record)

@@ -6,14 +6,14 @@ renamed or missing there fails at once (naming both lists), not as a shifted val
 
 The rows are not frozen: a frozen dataclass sets each field through
 `object.__setattr__`, several times slower to build (a page builds ten rows a request).
-Treat them as read-only all the same.
+Treat them as read-only all the same. Times come as the contract's text (`*_text`:
+`services.store.read_sql.display_time`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
 from typing import Any, TypeVar
 
 from psycopg import AsyncCursor
@@ -28,11 +28,11 @@ class PackDetailRow:
     user_pack_id: int
     pack_name: str
     duration_type: str
-    buy_datetime: datetime
+    buy_text: str
     node_list: list[dict[str, Any]]
     remaining: int
     status: str
-    exhausts_at: datetime | None  # the forecast: see read_sql
+    exhausts_text: str | None  # the forecast: see read_sql
     open_sessions: int  # running at the read: a lapsed one is not
 
 
@@ -61,10 +61,10 @@ class RecordPageRow:
     train_id: int
     train_name: str
     user_name: str
-    start_time: datetime
-    end_time: datetime | None  # its stop, or its lease end once passed (it lapsed)
+    start_text: str
+    end_text: str | None  # its stop, or its lease end once passed (it lapsed)
     seconds: int
-    lease_ends_at: datetime | None
+    lease_ends_text: str | None
 
 
 @dataclass(slots=True)
@@ -75,10 +75,10 @@ class RecordDetailRow:
     train_name: str
     user_id: int
     user_name: str
-    start_time: datetime
-    end_time: datetime | None  # its stop, or its lease end once passed (it lapsed)
+    start_text: str
+    end_text: str | None  # its stop, or its lease end once passed (it lapsed)
     seconds: int
-    lease_ends_at: datetime | None
+    lease_ends_text: str | None
     user_pack_id: int
     pack_name: str
     node_list: list[dict[str, Any]]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from api.formats import format_duration, format_optional_time, format_time
+from api.formats import format_duration
 from api.rows import PackDetailRow, PackPageRow, RecordDetailRow, RecordPageRow
 from projections.rules import burn_rate
 
@@ -32,41 +31,41 @@ def detail_node(entry: dict[str, Any]) -> dict[str, Any]:
     return {**node(entry), "nodeCount": 1}
 
 
-def forecast(row: PackDetailRow, zone: ZoneInfo) -> dict[str, Any]:
+def forecast(row: PackDetailRow) -> dict[str, Any]:
     """The extension fields of a pack (list, detail, stream): `exhaustsAt`, `burnRate`."""
     return {
-        "exhaustsAt": format_optional_time(row.exhausts_at, zone),
+        "exhaustsAt": row.exhausts_text,
         "burnRate": burn_rate(row.duration_type, row.remaining, row.open_sessions),
     }
 
 
-def pack_list_item(row: PackDetailRow, zone: ZoneInfo) -> dict[str, Any]:
+def pack_list_item(row: PackDetailRow) -> dict[str, Any]:
     return {
         "userPackId": str(row.user_pack_id),
         "packName": row.pack_name,
         "userPackStatus": row.status,
         "packDurationType": row.duration_type,
         "duration": str(row.remaining),
-        "buyDatetime": format_time(row.buy_datetime, zone),
+        "buyDatetime": row.buy_text,
         "nodeList": [node(entry) for entry in row.node_list],
-        **forecast(row, zone),
+        **forecast(row),
     }
 
 
 def pack_list(
-    rows: Sequence[PackPageRow], total: int, page_num: int, page_size: int, zone: ZoneInfo
+    rows: Sequence[PackPageRow], total: int, page_num: int, page_size: int
 ) -> dict[str, Any]:
     return {
         "total": str(total),
         "pageCurrent": page_num,
         "pageSize": page_size,
         "pageTotal": page_total(total, page_size),
-        "userPackList": [pack_list_item(row, zone) for row in rows],
+        "userPackList": [pack_list_item(row) for row in rows],
     }
 
 
-def pack_detail(row: PackDetailRow, zone: ZoneInfo) -> dict[str, Any]:
-    bought = format_time(row.buy_datetime, zone)
+def pack_detail(row: PackDetailRow) -> dict[str, Any]:
+    bought = row.buy_text
     return {
         "userPackId": row.user_pack_id,
         "packName": row.pack_name,
@@ -76,12 +75,12 @@ def pack_detail(row: PackDetailRow, zone: ZoneInfo) -> dict[str, Any]:
         "buyDatetime": bought,
         "duration": row.remaining,
         "nodeList": [node(entry) for entry in row.node_list],
-        **forecast(row, zone),
+        **forecast(row),
     }
 
 
-def record_list_item(row: RecordPageRow, zone: ZoneInfo) -> dict[str, Any]:
-    ended = format_optional_time(row.end_time, zone)
+def record_list_item(row: RecordPageRow) -> dict[str, Any]:
+    ended = row.end_text
     log_id = str(row.log_id)
     return {
         "usageRecordId": log_id,
@@ -91,18 +90,18 @@ def record_list_item(row: RecordPageRow, zone: ZoneInfo) -> dict[str, Any]:
         "trainName": row.train_name,
         "userName": row.user_name,
         "duration": format_duration(row.seconds),
-        "createTime": format_time(row.start_time, zone),
+        "createTime": row.start_text,
         "endTime": ended,
         "finishTime": ended,
-        "leaseEndsAt": format_optional_time(row.lease_ends_at, zone),
+        "leaseEndsAt": row.lease_ends_text,
     }
 
 
 def record_list(
-    rows: Sequence[RecordPageRow], total: int, page_num: int, page_size: int, zone: ZoneInfo
+    rows: Sequence[RecordPageRow], total: int, page_num: int, page_size: int
 ) -> dict[str, Any]:
     return {
-        "list": [record_list_item(row, zone) for row in rows],
+        "list": [record_list_item(row) for row in rows],
         "pageCurrent": page_num,
         "pageSize": page_size,
         "pageTotal": page_total(total, page_size),
@@ -110,7 +109,7 @@ def record_list(
     }
 
 
-def record_detail(row: RecordDetailRow, zone: ZoneInfo) -> dict[str, Any]:
+def record_detail(row: RecordDetailRow) -> dict[str, Any]:
     return {
         "trainId": row.train_id,
         "trainName": row.train_name,
@@ -123,7 +122,7 @@ def record_detail(row: RecordDetailRow, zone: ZoneInfo) -> dict[str, Any]:
         "userId": row.user_id,
         "userName": row.user_name,
         "duration": row.seconds,
-        "startTime": format_time(row.start_time, zone),
-        "endTime": format_optional_time(row.end_time, zone),
-        "leaseEndsAt": format_optional_time(row.lease_ends_at, zone),
+        "startTime": row.start_text,
+        "endTime": row.end_text,
+        "leaseEndsAt": row.lease_ends_text,
     }

@@ -35,7 +35,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
         now = ctx.clock()
         query = validate(UserPackListRequest, await json_body(request), ctx.zone, now)
         async with as_of.reader(ctx.db, caller, query.as_of, terms=ctx.terms) as db:
-            answer = await reads.pack_list(db, caller, query, query.as_of or now, ctx.zone)
+            answer = await reads.pack_list(db, caller, query, query.as_of or now)
         return success(answer)
 
     @router.post(
@@ -54,7 +54,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
         async with as_of.reader(
             ctx.db, caller, query.as_of, user_pack_id=pack_id, terms=ctx.terms
         ) as db:
-            answer = await reads.pack_detail(db, caller, pack_id, query.as_of or now, ctx.zone)
+            answer = await reads.pack_detail(db, caller, pack_id, query.as_of or now)
         return success(answer)
 
     return router

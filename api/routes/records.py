@@ -38,7 +38,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
         async with as_of.reader(
             ctx.db, caller, query.as_of, user_pack_id=pack_id, terms=ctx.terms
         ) as db:
-            answer = await reads.record_list(db, caller, query, query.as_of or now, ctx.zone)
+            answer = await reads.record_list(db, caller, query, query.as_of or now)
         return success(answer)
 
     @router.post(
@@ -55,7 +55,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
         query = validate(TrainPackLogDetailRequest, await json_body(request), ctx.zone, now)
         log_id = query.log_id
         async with as_of.reader(ctx.db, caller, query.as_of, log_id=log_id, terms=ctx.terms) as db:
-            answer = await reads.record_detail(db, caller, log_id, query.as_of or now, ctx.zone)
+            answer = await reads.record_detail(db, caller, log_id, query.as_of or now)
         return success(answer)
 
     return router

@@ -18,6 +18,11 @@ The forecast (`exhaustsAt`) is the stored `packs.exhausts_at` while a session ru
 counted up to its lease end - run it out at the instant the consumer computed from that
 event on (docs/decisions.md, "Forecast"); once every one of them has lapsed, none.
 
+Times leave as the contract shows them (`yyyy-MM-dd HH:mm:ss`, fractions dropped), formatted
+here by `to_char` in the session's time zone, which `api.db` sets to the display zone: the
+text columns `*_text`. Sorting and filtering read the `timestamptz` columns, never the text
+(an ORDER BY of a name reads the output column first: the texts are named apart).
+
 Parameters (psycopg named style): `at` (timestamptz), `user_id` (the caller, unless the
 statement is built for every owner), `limit`, `offset` and the filters' own parameters.
 """
@@ -30,6 +35,13 @@ from typing import Final
 
 Order = Sequence[tuple[str, bool]]  # (sort key, descending?)
 
+
+def display_time(expression: str) -> str:
+    """`expression` (a timestamptz, or NULL) as the contract's text in the session's zone;
+    `to_char` truncates the fraction of a second, as the contract asks."""
+    return f"to_char({expression}, 'YYYY-MM-DD HH24:MI:SS')"
+
+
 # --- packs --------------------------------------------------------------------------------
 
 _PACK_COLUMNS: Final = """
@@ -41,6 +53,13 @@ _PACK_COLUMNS: Final = """
     CASE WHEN ledger_running(p.open_starts, p.open_lease_ends, %(at)s) > 0
          THEN p.exhausts_at END AS exhausts_at,
     ledger_running(p.open_starts, p.open_lease_ends, %(at)s) AS open_sessions"""
+
+# What a pack read answers: `_PACK_COLUMNS` as the rows of `api.rows` take them, times as
+# text, over a FROM item that selected `_PACK_COLUMNS` (the planner inlines it).
+_PACK_ANSWER: Final = f"""
+    user_pack_id, pack_name, duration_type, {display_time("buy_datetime")} AS buy_text,
+    node_list, remaining, status, {display_time("exhausts_at")} AS exhausts_text,
+    open_sessions"""
 
 # Sort keys of the pack list: expressions over the columns of `_PACK_COLUMNS`.
 # Statuses and duration types sort in the data dictionary's order, not alphabetically.
@@ -113,9 +132,7 @@ def _pack_list(
     order_by = _order_by(PACK_SORT, order, PACK_DEFAULT_ORDER, _PACK_TIE_BREAKER)
     # The count is an uncorrelated scalar subquery: evaluated once, in the page's snapshot.
     return f"""{matching}
-SELECT (SELECT count(*) FROM matching) AS total,
-       user_pack_id, pack_name, duration_type, buy_datetime, node_list, remaining, status,
-       exhausts_at, open_sessions
+SELECT (SELECT count(*) FROM matching) AS total, {_PACK_ANSWER}
 FROM matching
 ORDER BY {order_by}
 LIMIT %(limit)s OFFSET %(offset)s
@@ -132,8 +149,8 @@ def pack_list(
 ) -> str:
     """One page of packs with the number of matching packs in every row.
 
-    Rows: (total, user_pack_id, pack_name, duration_type, buy_datetime, node_list,
-    remaining, status, exhausts_at, open_sessions). Parameters: at, user_id (unless
+    Rows: (total, user_pack_id, pack_name, duration_type, buy_text, node_list,
+    remaining, status, exhausts_text, open_sessions). Parameters: at, user_id (unless
     every_owner), duration_type, status (when filtered), limit, offset. An empty result
     says nothing about the total: run `pack_count` with the same flags.
     """
@@ -150,22 +167,24 @@ def pack_count(
 
 
 _PACK_DETAIL_TEMPLATE: Final = f"""
-SELECT {_PACK_COLUMNS}
-FROM packs AS p
-WHERE p.user_pack_id = %(user_pack_id)s AND {{scope}}
+SELECT {_PACK_ANSWER}
+FROM (SELECT {_PACK_COLUMNS}
+      FROM packs AS p
+      WHERE p.user_pack_id = %(user_pack_id)s AND {{scope}}) AS pack
 """
 PACK_DETAIL: Final = _PACK_DETAIL_TEMPLATE.format(scope=_OWNER_SCOPE)
 PACK_DETAIL_ANY_OWNER: Final = _PACK_DETAIL_TEMPLATE.format(scope=_EVERY_OWNER)
-"""Rows: (user_pack_id, pack_name, duration_type, buy_datetime, node_list, remaining, status,
-exhausts_at, open_sessions)."""
+"""Rows: (user_pack_id, pack_name, duration_type, buy_text, node_list, remaining, status,
+exhausts_text, open_sessions)."""
 
 # The stream (`api.live`): the packs a notification names that some client may see (the
 # hub sends each to its owner's clients and to admins), as of one instant per fan-out.
 PACKS_BY_ID: Final = f"""
-SELECT {_PACK_COLUMNS}, p.user_id
-FROM packs AS p
-WHERE p.user_pack_id = ANY(%(user_pack_ids)s::bigint[])
-  AND (%(every_owner)s OR p.user_id = ANY(%(owners)s::bigint[]))
+SELECT {_PACK_ANSWER}, user_id
+FROM (SELECT {_PACK_COLUMNS}, p.user_id
+      FROM packs AS p
+      WHERE p.user_pack_id = ANY(%(user_pack_ids)s::bigint[])
+        AND (%(every_owner)s OR p.user_id = ANY(%(owners)s::bigint[]))) AS pack
 """
 """Rows: the detail's columns, then user_id. Parameters: at, user_pack_ids, every_owner
 (an admin is listening), owners (the users with a client); the id lists as bigint[]
@@ -173,11 +192,12 @@ literals (`copy_text.int_array`)."""
 
 # --- usage records ------------------------------------------------------------------------
 
-_RECORD_COLUMNS: Final = """
-    u.log_id, u.user_pack_id, u.train_id, u.train_name, u.user_name, u.start_time,
-    ledger_session_end(u.end_time, u.lease_ends_at, %(at)s) AS end_time,
+_RECORD_COLUMNS: Final = f"""
+    u.log_id, u.user_pack_id, u.train_id, u.train_name, u.user_name,
+    {display_time("u.start_time")} AS start_text,
+    {display_time("ledger_session_end(u.end_time, u.lease_ends_at, %(at)s)")} AS end_text,
     ledger_session_seconds(u.start_time, u.end_time, u.lease_ends_at, %(at)s) AS seconds,
-    u.lease_ends_at"""
+    {display_time("u.lease_ends_at")} AS lease_ends_text"""
 
 # Sort keys of the usage-record list. A running session has no end: it sorts after every
 # ended one in ascending order (PostgreSQL's NULLS LAST for ASC, NULLS FIRST for DESC).
@@ -230,8 +250,8 @@ ORDER BY {outer}
 def record_list(*, every_owner: bool, by_pack: bool, order: Order) -> str:
     """One page of usage records with the number of matching records in every row.
 
-    Rows: (total, log_id, user_pack_id, train_id, train_name, user_name, start_time,
-    end_time, seconds, lease_ends_at), end_time and seconds as of `at` (a lapse ends a
+    Rows: (total, log_id, user_pack_id, train_id, train_name, user_name, start_text,
+    end_text, seconds, lease_ends_text), end_text and seconds as of `at` (a lapse ends a
     record at its lease end). Parameters: at, user_id (unless every_owner), user_pack_id
     (when by_pack), limit, offset. An empty result says nothing about the total: run
     `record_count`.
@@ -247,22 +267,23 @@ def record_count(*, every_owner: bool, by_pack: bool) -> str:
     return f"SELECT count(*) FROM usage_records AS u WHERE {' AND '.join(where)}\n"
 
 
-_RECORD_DETAIL_TEMPLATE: Final = """
-SELECT u.train_id, u.train_name, u.user_id, u.user_name, u.start_time,
-       ledger_session_end(u.end_time, u.lease_ends_at, %(at)s) AS end_time,
+_RECORD_DETAIL_TEMPLATE: Final = f"""
+SELECT u.train_id, u.train_name, u.user_id, u.user_name,
+       {display_time("u.start_time")} AS start_text,
+       {display_time("ledger_session_end(u.end_time, u.lease_ends_at, %(at)s)")} AS end_text,
        ledger_session_seconds(u.start_time, u.end_time, u.lease_ends_at, %(at)s) AS seconds,
-       u.lease_ends_at,
+       {display_time("u.lease_ends_at")} AS lease_ends_text,
        p.user_pack_id, p.pack_name, p.node_list,
        ledger_remaining(p.duration_type, p.granted, p.charged, p.open_starts,
                         p.open_lease_ends, %(at)s) AS remaining
 FROM usage_records AS u
 JOIN packs AS p ON p.user_pack_id = u.user_pack_id
-WHERE u.log_id = %(log_id)s AND {scope}
+WHERE u.log_id = %(log_id)s AND {{scope}}
 """
 RECORD_DETAIL: Final = _RECORD_DETAIL_TEMPLATE.format(scope=_RECORD_OWNER_SCOPE)
 RECORD_DETAIL_ANY_OWNER: Final = _RECORD_DETAIL_TEMPLATE.format(scope=_EVERY_OWNER)
-"""Rows: (train_id, train_name, user_id, user_name, start_time, end_time, seconds,
-lease_ends_at, user_pack_id, pack_name, node_list, remaining)."""
+"""Rows: (train_id, train_name, user_id, user_name, start_text, end_text, seconds,
+lease_ends_text, user_pack_id, pack_name, node_list, remaining)."""
 
 # --- health -------------------------------------------------------------------------------
 

@@ -22,7 +22,6 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 
-from api.formats import format_optional_time
 from events.envelope import AnyPackEvent, StoppedEvent
 from projections import rules
 from projections.fold import fold, remaining_at, status_at
@@ -31,6 +30,7 @@ from projections.state import PackState
 from services.store import projection_sql
 from services.store.connection import connect
 from tests.api.support import PACK_DETAIL, PACK_LIST, FixedClock, asgi_client, bearer, ok
+from tests.support.display import format_optional_time
 from tests.support.examples import examples
 from tests.support.histories import every_grant, histories
 from tests.unit.event_factory import (

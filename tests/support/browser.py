@@ -41,9 +41,25 @@ def chromium() -> str:
     return path
 
 
+def remove_profile(profile: str) -> None:
+    """Remove a profile folder. Chromium's helpers (the crash handler, a renderer being
+    reaped) may still write into it for a moment after the browser exited, and one
+    `rmtree` then fails with "Directory not empty": try again a few times first."""
+    for _ in range(20):
+        try:
+            shutil.rmtree(profile)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.25)
+    shutil.rmtree(profile)  # still failing after 5 s: say why
+
+
 def dump_dom(url: str, *, budget_ms: int = 20_000, timeout: float = 90) -> str:
     """The DOM of `url` after its scripts ran, from a fresh profile removed afterwards."""
-    with tempfile.TemporaryDirectory(prefix="ledger-chromium-") as profile:
+    profile = tempfile.mkdtemp(prefix="ledger-chromium-")
+    try:
         result = subprocess.run(
             [
                 chromium(),
@@ -58,6 +74,8 @@ def dump_dom(url: str, *, budget_ms: int = 20_000, timeout: float = 90) -> str:
             timeout=timeout,
             check=False,
         )
+    finally:
+        remove_profile(profile)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
@@ -67,12 +85,12 @@ class LivePage:
     protocol over a WebSocket): for pages that never finish loading (an EventSource)."""
 
     def __init__(self, url: str) -> None:
-        self._profile = tempfile.TemporaryDirectory(prefix="ledger-chromium-")
+        self._profile = tempfile.mkdtemp(prefix="ledger-chromium-")
         self._browser = subprocess.Popen(
             [
                 chromium(),
                 *FLAGS,
-                f"--user-data-dir={self._profile.name}",
+                f"--user-data-dir={self._profile}",
                 "--remote-debugging-port=0",
                 url,
             ],
@@ -134,4 +152,4 @@ class LivePage:
             except subprocess.TimeoutExpired:
                 self._browser.kill()
                 self._browser.wait(timeout=5)
-        self._profile.cleanup()
+        remove_profile(self._profile)
