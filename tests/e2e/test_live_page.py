@@ -87,7 +87,9 @@ def test_the_page_shows_a_start_within_two_seconds(
         assert row[3].endswith("秒") and row[4] == "1" and row[5] != "—", row
         assert _status(page, 9004) is None  # another user's pack
     finally:
-        if page is not None:
-            page.close()
-        dev.send_signal(signal.SIGINT)
-        assert dev.wait(timeout=60) == 0
+        try:
+            if page is not None:
+                page.close()
+        finally:  # `ledger dev` and its processes stop even when the page's close failed
+            dev.send_signal(signal.SIGINT)
+            assert dev.wait(timeout=60) == 0

@@ -18,7 +18,9 @@ class Pair:
 
 
 def cursor(*names: str) -> Any:
-    return SimpleNamespace(description=[SimpleNamespace(name=name) for name in names])
+    """A cursor after a statement with these columns: its result names them (`fname`)."""
+    encoded = [name.encode() for name in names]
+    return SimpleNamespace(pgresult=SimpleNamespace(nfields=len(names), fname=encoded.__getitem__))
 
 
 def test_columns_in_the_fields_order_fill_them_in_turn() -> None:
