@@ -111,6 +111,7 @@ def build_app(settings: Settings) -> FastStream:
     app.on_startup(dead_letters.start)  # before the subscriber delivers its first batch
     app.after_startup(notifier.start)
     app.on_shutdown(pipeline.stop)  # the batch in flight commits before the broker closes
+    app.on_shutdown(flow.close)  # then its Kafka offsets are sent
     app.on_shutdown(notifier.stop)
     app.on_shutdown(dead_letters.stop)  # after the last batch reported its refusals
     app.after_shutdown(sink.close)
