@@ -22,6 +22,7 @@ The FastStream subscriber (`app.py`) hands each fetched batch to `BatchFlow.hand
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -70,10 +71,19 @@ class BatchFlow:
         self._kafka_offsets: dict[Place, int] = {}  # committed batches' offsets not sent yet
         self._kafka_commits: asyncio.Task[None] | None = None
 
-    async def close(self) -> None:
-        """At shutdown, once the pipeline stopped: the last Kafka offsets sent."""
-        if self._kafka_commits is not None:
-            await asyncio.wait([self._kafka_commits])
+    async def close(self, grace: float = 5.0) -> None:
+        """At shutdown, once the pipeline stopped: the last Kafka offsets sent, waited for
+        up to `grace` seconds (aiokafka retries a commit while no coordinator answers;
+        the offsets are informational, and the database has them)."""
+        task = self._kafka_commits
+        if task is None:
+            return
+        await asyncio.wait([task], timeout=grace)
+        if not task.done():
+            log.warning("Kafka's informational offsets not sent within %.0f s at shutdown", grace)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def handle(self, fetched: list[SourceRecord]) -> None:
         """One fetched batch: from the records to its commit started (steps 1-5)."""

@@ -236,3 +236,14 @@ async def test_kafka_offsets_go_beside_the_next_batches_in_order_merged_while_on
     # The first commit failed (informational: skipped); the offsets that came meanwhile
     # went in one commit, the latest of each partition, none ahead of the database's.
     assert consumer.commits == [{TopicPartition("t", 1): 24, TopicPartition("t", 0): 36}]
+
+
+async def test_a_kafka_commit_that_never_returns_does_not_hold_the_shutdown() -> None:
+    arrivals = stream(packs=2, events_per_pack=6, seed=9)
+    db = FakeDatabase()
+    consumer = SlowKafka({0})  # never released
+    flow, _ = flow_on(db, consumer)
+    await flow.handle(records(arrivals, 0, 0))
+    await flow.pipeline.stop()
+    await asyncio.wait_for(flow.close(grace=0.05), timeout=5)
+    assert db.tables.offsets == {("t", 0): len(arrivals)} and consumer.commits == []
