@@ -192,12 +192,15 @@ literals (`copy_text.int_array`)."""
 
 # --- usage records ------------------------------------------------------------------------
 
-_RECORD_COLUMNS: Final = f"""
-    u.log_id, u.user_pack_id, u.train_id, u.train_name, u.user_name,
+# A usage record's session as of `at`, as both the list and the detail answer it.
+_RECORD_SESSION: Final = f"""
     {display_time("u.start_time")} AS start_text,
     {display_time("ledger_session_end(u.end_time, u.lease_ends_at, %(at)s)")} AS end_text,
     ledger_session_seconds(u.start_time, u.end_time, u.lease_ends_at, %(at)s) AS seconds,
     {display_time("u.lease_ends_at")} AS lease_ends_text"""
+
+_RECORD_COLUMNS: Final = f"""
+    u.log_id, u.user_pack_id, u.train_id, u.train_name, u.user_name, {_RECORD_SESSION}"""
 
 # Sort keys of the usage-record list. A running session has no end: it sorts after every
 # ended one in ascending order (PostgreSQL's NULLS LAST for ASC, NULLS FIRST for DESC).
@@ -268,11 +271,7 @@ def record_count(*, every_owner: bool, by_pack: bool) -> str:
 
 
 _RECORD_DETAIL_TEMPLATE: Final = f"""
-SELECT u.train_id, u.train_name, u.user_id, u.user_name,
-       {display_time("u.start_time")} AS start_text,
-       {display_time("ledger_session_end(u.end_time, u.lease_ends_at, %(at)s)")} AS end_text,
-       ledger_session_seconds(u.start_time, u.end_time, u.lease_ends_at, %(at)s) AS seconds,
-       {display_time("u.lease_ends_at")} AS lease_ends_text,
+SELECT u.train_id, u.train_name, u.user_id, u.user_name, {_RECORD_SESSION},
        p.user_pack_id, p.pack_name, p.node_list,
        ledger_remaining(p.duration_type, p.granted, p.charged, p.open_starts,
                         p.open_lease_ends, %(at)s) AS remaining
