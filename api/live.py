@@ -13,6 +13,12 @@ other clients'. The hub never waits for a client: offering is a dict assignment.
 
 When the LISTEN connection is lost (the database restarts), notifications may be lost
 with it: once listening again, every subscriber is told to read afresh (`resync`).
+
+Once a second the hub's clock goes over the subscribers: a client whose token has expired
+is told so (`expired`), a client sent nothing for `keepalive` seconds is woken to send a
+keep-alive comment. So a client waits on its `wake` alone, with no timer of its own armed
+for each frame (an `asyncio.timeout` around each wait was 17% of the stream writers'
+samples in a profile of `benchmarks/stream_bench.py`; the socket write itself 53%).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -40,6 +47,8 @@ log = logging.getLogger("api.live")
 # and go first: `api.requests_first`).
 ROWS_PER_TURN = 8
 WAKES_PER_TURN = 4
+KEEPALIVE_SECONDS = 15.0  # a comment line after this long without a frame (CONTRACT.md)
+TICK_SECONDS = 1.0  # the clock's pace: expiry and keep-alive within a second
 
 
 def frame(event: str, data: Any) -> bytes:
@@ -50,14 +59,29 @@ def frame(event: str, data: Any) -> bytes:
 class Subscriber:
     """One stream client: the frames not sent yet, at most one per pack."""
 
-    __slots__ = ("caller", "dropped", "limit", "pending", "resync", "wake")
+    __slots__ = (
+        "caller",
+        "dropped",
+        "expired",
+        "expires",
+        "left",
+        "limit",
+        "pending",
+        "resync",
+        "taken_at",
+        "wake",
+    )
 
-    def __init__(self, caller: Caller, limit: int) -> None:
+    def __init__(self, caller: Caller, limit: int, expires: float = float("inf")) -> None:
         self.caller = caller
         self.limit = limit
+        self.expires = expires  # the token's `exp`, Unix seconds
         self.pending: dict[int, bytes] = {}
         self.resync = False  # changes may have been missed: the client must read afresh
         self.dropped = False  # too far behind: the stream ends
+        self.expired = False  # the token expired: the stream ends
+        self.left = False  # the client went away: nothing more to send
+        self.taken_at = time.monotonic()  # when its writer last took what was pending
         self.wake = asyncio.Event()
 
     def offer(self, pack_id: int, data: bytes, *, wake: bool = True) -> None:
@@ -78,7 +102,22 @@ class Subscriber:
         taken = list(self.pending.values())
         self.pending.clear()
         self.wake.clear()
+        self.taken_at = time.monotonic()
         return taken
+
+    def tick(self, wall: float, now: float, keepalive: float) -> None:
+        """The hub's clock (`wall`: Unix seconds, `now`: monotonic): wake the writer when
+        the token has expired, or when it has sent nothing for `keepalive` seconds."""
+        if wall >= self.expires:
+            self.expired = True
+            self.wake.set()
+        elif now - self.taken_at >= keepalive:
+            self.wake.set()
+
+    def leave(self) -> None:
+        """The client went away: its writer stops."""
+        self.left = True
+        self.wake.set()
 
 
 class Hub:
@@ -90,6 +129,7 @@ class Hub:
         *,
         interval: float = 0.1,
         limit: int = 1000,
+        keepalive: float = KEEPALIVE_SECONDS,
         requests: InFlight | None = None,
     ) -> None:
         self._conninfo = conninfo
@@ -97,6 +137,7 @@ class Hub:
         self._clock = clock
         self._interval = interval  # seconds between fan-outs: the changes coalesce
         self._limit = limit
+        self._keepalive = keepalive
         self._requests = requests or InFlight()  # none counted: never waits
         self._by_owner: dict[int, set[Subscriber]] = {}
         self._admins: set[Subscriber] = set()
@@ -107,8 +148,8 @@ class Hub:
     def __len__(self) -> int:
         return len(self._admins) + sum(len(group) for group in self._by_owner.values())
 
-    def subscribe(self, caller: Caller) -> Subscriber:
-        subscriber = Subscriber(caller, self._limit)
+    def subscribe(self, caller: Caller, expires: float = float("inf")) -> Subscriber:
+        subscriber = Subscriber(caller, self._limit, expires)
         if caller.is_admin:
             self._admins.add(subscriber)
         else:
@@ -129,6 +170,7 @@ class Hub:
         self._tasks = [
             asyncio.create_task(self._listen(), name="live-listen"),
             asyncio.create_task(self._fan_out(), name="live-fan-out"),
+            asyncio.create_task(self._clock_ticks(), name="live-clock"),
         ]
 
     async def stop(self) -> None:
@@ -166,6 +208,13 @@ class Hub:
         for subscriber in self._everyone():
             subscriber.resync = True
             subscriber.wake.set()
+
+    async def _clock_ticks(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            wall, now = time.time(), time.monotonic()
+            for subscriber in self._everyone():
+                subscriber.tick(wall, now, self._keepalive)
 
     def _everyone(self) -> list[Subscriber]:
         return [*self._admins, *(s for group in self._by_owner.values() for s in group)]

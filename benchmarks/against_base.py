@@ -1,6 +1,6 @@
 """A benchmark run on this tree and on an earlier commit, alternately, in the same run.
 
-    uv run python benchmarks/against_base.py consumer|pipeline|api [--base COMMIT]
+    uv run python benchmarks/against_base.py consumer|pipeline|api|stream [--base COMMIT]
         [--rounds 5] [--keep] [-- BENCHMARK ARGS]
 
 The earlier commit is checked out as a detached git worktree in the temporary folder (set
@@ -18,6 +18,9 @@ ratio this / base (for a rate, higher is better; for a latency, lower).
   batch size (lower is better).
 - `api`: `api_bench.py --packs 20000 --records 200000 --seconds 8`: each endpoint's
   requests/s and p99.
+- `stream`: `stream_bench.py --rounds 3`: the stream's delay, the API's peak RSS, the pack
+  list's p99 without and with 1,000 stream clients and their ratio (each run compares
+  within itself; this compares two trees' ratios under the same machine load).
 
 Arguments after `--` replace the defaults. Needs what the benchmark needs (PostgreSQL,
 Kafka: the settings, else `ledger infra`) and git.
@@ -82,6 +85,22 @@ def api_figures(out: str) -> Figures:
     return figures
 
 
+def stream_figures(out: str) -> Figures:
+    figures: Figures = {}
+    if match := re.search(r"delay publish -> client: p50 (\d+) ms, p99 (\d+) ms", out):
+        figures["stream delay p50, ms"] = _number(match[1])
+        figures["stream delay p99, ms"] = _number(match[2])
+    if match := re.search(r"API process RSS: peak (\d+) MiB", out):
+        figures["API RSS peak, MiB"] = _number(match[1])
+    if match := re.search(r"^  without stream clients: p50 [\d.]+ ms, p99 ([\d.]+) ms", out, re.M):
+        figures["list p99 without streams, ms"] = _number(match[1])
+    if match := re.search(r"^  with \d+ clients: +p50 [\d.]+ ms, p99 ([\d.]+) ms", out, re.M):
+        figures["list p99 with streams, ms"] = _number(match[1])
+    if match := re.search(r"p99 with / without: ([\d.]+)", out):
+        figures["list p99 with / without"] = _number(match[1])
+    return figures
+
+
 @dataclass(frozen=True)
 class Benchmark:
     script: str
@@ -110,6 +129,7 @@ BENCHMARKS = {
         ["--packs", "20000", "--records", "200000", "--seconds", "8"],
         api_figures,
     ),
+    "stream": Benchmark("benchmarks/stream_bench.py", ["--rounds", "3"], stream_figures),
 }
 
 

@@ -11,12 +11,10 @@ ends). A comment line every 15 s keeps proxies from closing an idle stream.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
-from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from api.auth import Caller, bearer_token
 from api.context import ApiContext
@@ -26,12 +24,13 @@ from api.routes.common import SECURITY
 
 PREFIX, ROUTE = "/api/userPack", "/stream"
 PATHS = frozenset({PREFIX + ROUTE})  # not counted in flight: one lasts as long as its client
-KEEPALIVE_SECONDS = 15.0
 KEEPALIVE = b": keepalive\n\n"
+OVERFLOW = frame("overflow", {"msg": "too far behind: read afresh and reconnect"})
 # EventSource reconnects by itself after a dropped connection, this many ms later; it
 # then gets `ready` again and reads afresh (the stream does not replay: Last-Event-ID is
 # not used).
 RETRY = b"retry: 2000\n\n"
+MEDIA_TYPE = "text/event-stream"
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -39,37 +38,56 @@ def _error(error: ApiError) -> bytes:
     return frame("error", envelope(error.code, error.data, error.msg))
 
 
-def _sse(body: AsyncIterator[bytes]) -> Response:
-    return StreamingResponse(body, media_type="text/event-stream", headers=HEADERS)
+def next_write(subscriber: Subscriber) -> tuple[bytes, bool]:
+    """What a woken client is sent, and whether its stream ends with it."""
+    if subscriber.expired:
+        return _error(ApiError(Code.TOKEN_EXPIRED)), True
+    if subscriber.dropped:
+        return OVERFLOW, True
+    chunks = subscriber.take()
+    if subscriber.resync:
+        subscriber.resync = False
+        chunks.append(frame("resync", {}))
+    return (b"".join(chunks) if chunks else KEEPALIVE), False
 
 
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
+async def _until_left(receive: Receive, subscriber: Subscriber) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    subscriber.leave()
 
 
-async def _events(hub: Hub, caller: Caller, expires: float) -> AsyncIterator[bytes]:
-    subscriber: Subscriber = hub.subscribe(caller)
-    try:
-        yield RETRY + frame("ready", {})
-        while True:
-            left = expires - time.time()
-            if left <= 0:
-                yield _error(ApiError(Code.TOKEN_EXPIRED))
-                return
-            # asyncio.timeout, not wait_for: no task per wait (one per client per change).
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(KEEPALIVE_SECONDS, left)):
-                    await subscriber.wake.wait()
-            if subscriber.dropped:
-                yield frame("overflow", {"msg": "too far behind: read afresh and reconnect"})
-                return
-            chunks = subscriber.take()
-            if subscriber.resync:
-                subscriber.resync = False
-                chunks.append(frame("resync", {}))
-            yield b"".join(chunks) if chunks else KEEPALIVE
-    finally:
-        hub.unsubscribe(subscriber)
+class EventStream(Response):
+    """The caller's stream: each wake of its subscriber is one write, until the token
+    expires, the client falls too far behind or goes away. An ASGI answer of its own,
+    not a `StreamingResponse` over a generator: per frame, only the wake and the write."""
+
+    media_type = MEDIA_TYPE
+
+    def __init__(self, hub: Hub, caller: Caller, expires: float) -> None:
+        self.status_code = 200
+        self.background = None
+        self.init_headers(HEADERS)
+        self._hub, self._caller, self._expires = hub, caller, expires
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        subscriber = self._hub.subscribe(self._caller, self._expires)
+        watch = asyncio.create_task(_until_left(receive, subscriber))
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            body = RETRY + frame("ready", {})
+            more = True
+            while more:
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+                await subscriber.wake.wait()
+                if subscriber.left:
+                    return
+                body, ends = next_write(subscriber)
+                more = not ends
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+        finally:
+            watch.cancel()
+            self._hub.unsubscribe(subscriber)
 
 
 def build_router(ctx: ApiContext, hub: Hub) -> APIRouter:
@@ -117,7 +135,7 @@ def build_router(ctx: ApiContext, hub: Hub) -> APIRouter:
                 raise ApiError(Code.UNAUTHORIZED)
             caller, expires = ctx.verifier.verify_until(token)
         except ApiError as error:
-            return _sse(_once(_error(error)))
-        return _sse(_events(hub, caller, expires))
+            return Response(_error(error), media_type=MEDIA_TYPE, headers=HEADERS)
+        return EventStream(hub, caller, expires)
 
     return router
