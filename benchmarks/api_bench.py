@@ -43,6 +43,7 @@ import psycopg
 import uvloop
 from psycopg import sql
 
+from services.infra.testing import drop_database
 from services.settings import get_settings
 from services.store import read_sql
 from services.store.migrate import migrate
@@ -550,10 +551,7 @@ def main() -> int:
             os.killpg(api.pid, signal.SIGTERM)
             api.wait(timeout=30)
         if not args.keep and not args.database:
-            with psycopg.connect(server, autocommit=True) as admin:
-                admin.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
+            drop_database(server, name)
         elif not args.database:
             print(f"kept database {name}")
     return 0

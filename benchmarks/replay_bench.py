@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from consumer_bench import create_topic, make_events, publish  # a sibling script
 
-from services.infra.testing import delete_topic
+from services.infra.testing import delete_topic, drop_database
 from services.replay.from_kafka import rebuild_from_kafka
 from services.replay.rebuild import ReplayOptions, ReplayReport, replay
 from services.replay.verify import verify
@@ -138,8 +138,7 @@ async def from_kafka(total: int, packs: int) -> None:
             f"(batches of up to {settings.batch_max_records:,})"
         )
     finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(server, name)
         delete_topic(bootstrap, topic)
 
 
@@ -188,8 +187,7 @@ def main() -> None:
         if args.keep or args.database:
             print(f"database kept: {name}")
         else:
-            with psycopg.connect(server, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            drop_database(server, name)
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ from api_bench import (
 )
 from consumer_bench import create_topic, start_consumer
 
+from services.infra.testing import drop_database
 from services.settings import get_settings
 from services.store.migrate import migrate
 
@@ -463,10 +464,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="stream-bench-") as workdir:
             uvloop.run(run(args, url, f"stream-bench-{uuid.uuid4().hex[:8]}", Path(workdir)))
     finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        drop_database(server, name)
     return 0
 
 

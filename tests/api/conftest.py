@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from psycopg import sql
 
 from api.app import create_app
+from services.infra.testing import drop_database
 from services.store.migrate import migrate
 from tests.api.support import FixedClock, asgi_client, settings_for, with_database
 
@@ -39,10 +40,7 @@ def api_database(api_server_url: str) -> Iterator[str]:
         migrate(url)
         yield url
     finally:
-        with psycopg.connect(api_server_url, autocommit=True) as connection:
-            connection.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        drop_database(api_server_url, name)
 
 
 @pytest.fixture
