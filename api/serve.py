@@ -68,5 +68,6 @@ def run_api(args: argparse.Namespace) -> int:
         access_log=False,
         proxy_headers=False,
         server_header=False,
+        timeout_graceful_shutdown=settings.api_shutdown_grace_seconds,
     )
     return 0

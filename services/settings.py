@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     timezone: str = Field(default="Asia/Shanghai", validation_alias="LEDGER_TIMEZONE")
     api_port: int = Field(default=8081, validation_alias="LEDGER_API_PORT")
     api_host: str = Field(default="127.0.0.1", validation_alias="LEDGER_API_HOST")
+    # On SIGTERM the API answers the requests in flight for at most this long, then ends
+    # what is still open: the streams, which would otherwise hold the shutdown for as long
+    # as their clients listen (their EventSource reconnects, to another process).
+    api_shutdown_grace_seconds: int = Field(
+        default=5, ge=0, validation_alias="LEDGER_API_SHUTDOWN_GRACE_SECONDS"
+    )
     # Origins whose pages may call the API from a browser: a comma list, or `*`; empty =
     # same origin only (parsed, and refused when malformed, by api/cors.py).
     cors_origins: str = Field(default="", validation_alias="LEDGER_CORS_ORIGINS")

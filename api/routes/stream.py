@@ -59,8 +59,9 @@ async def _until_left(receive: Receive, subscriber: Subscriber) -> None:
 
 class EventStream(Response):
     """The caller's stream: each wake of its subscriber is one write, until the token
-    expires, the client falls too far behind or goes away. An ASGI answer of its own,
-    not a `StreamingResponse` over a generator: per frame, only the wake and the write."""
+    expires, the client falls too far behind or goes away, or the server shuts down. An
+    ASGI answer of its own, not a `StreamingResponse` over a generator: per frame, only
+    the wake and the write."""
 
     media_type = MEDIA_TYPE
 
@@ -85,6 +86,12 @@ class EventStream(Response):
                 body, ends = next_write(subscriber)
                 more = not ends
             await send({"type": "http.response.body", "body": body, "more_body": False})
+        except asyncio.CancelledError:
+            # Only the server cancels a stream: its shutdown grace is over (uvicorn's
+            # `timeout_graceful_shutdown`, LEDGER_API_SHUTDOWN_GRACE_SECONDS). The stream
+            # ends as a stream ends - the client's EventSource reconnects, to a process
+            # still serving - and not as an error logged with a traceback for each client.
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             watch.cancel()
             self._hub.unsubscribe(subscriber)

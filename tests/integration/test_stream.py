@@ -10,6 +10,7 @@ stream shows it. Each client sees its own packs only; an admin sees all.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.api.support import SECRET, bearer, shanghai, token
-from tests.support.api_process import api_process
+from tests.support.api_process import api_process, running_api
 from tests.support.consumer_process import ConsumerProcess
 from tests.support.kafka import produce
 from tests.support.sse import SseClient, sse
@@ -128,3 +129,24 @@ async def test_a_bad_or_missing_token_ends_the_stream_with_its_code(
             event, data = await client.next(5)
             assert (event, data["code"]) == ("error", "General.TokenExpired")
             await asyncio.wait_for(client.ended.wait(), 5)
+
+
+async def test_a_shutdown_ends_the_open_streams_after_its_grace(
+    ledger_database: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "api.log"
+    settings = {"LEDGER_JWT_SECRET": SECRET, "LEDGER_API_SHUTDOWN_GRACE_SECONDS": "1"}
+    with running_api(database_url=ledger_database, log=log, **settings) as (process, base):
+        async with sse(base + STREAM, bearer(OWNER)) as client:
+            assert await client.next(5) == ("ready", {})
+            stopping = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            # Without a grace uvicorn would wait for the client to leave, for ever.
+            await asyncio.wait_for(client.ended.wait(), 10)
+            assert client.complete  # ended as a stream ends: its EventSource reconnects
+            # uvicorn re-raises the signal once it has shut down.
+            assert await asyncio.to_thread(process.wait, 10) == -signal.SIGTERM
+            assert 0.9 < time.monotonic() - stopping < 8
+    text = log.read_text(errors="replace")
+    assert "Application shutdown complete" in text, text  # the lifespan's end ran
+    assert "Exception in ASGI application" not in text and "Traceback" not in text, text

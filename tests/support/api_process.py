@@ -32,6 +32,15 @@ def _answers(url: str) -> bool:
 @contextmanager
 def api_process(*, database_url: str, log: Path, **settings: str) -> Iterator[str]:
     """The API's base URL; `settings` are more environment variables (LEDGER_...)."""
+    with running_api(database_url=database_url, log=log, **settings) as (_, base):
+        yield base
+
+
+@contextmanager
+def running_api(
+    *, database_url: str, log: Path, **settings: str
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`api_process`, with the process too (to signal it); stopped at the end if running."""
     port = free_port()
     env = {
         **os.environ,
@@ -54,7 +63,7 @@ def api_process(*, database_url: str, log: Path, **settings: str) -> Iterator[st
             lambda: process.poll() is not None or _answers(f"{base}/readyz"), 30, "ledger api"
         )
         assert process.poll() is None, log.read_text(errors="replace")
-        yield base
+        yield process, base
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)

@@ -18,6 +18,7 @@ class SseClient:
         self.events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self.comments = 0
         self.ended = asyncio.Event()
+        self.complete = False  # the answer ended as HTTP says (not cut off)
 
     async def read(self, http: httpx.AsyncClient, url: str, headers: dict[str, str]) -> None:
         try:
@@ -35,6 +36,7 @@ class SseClient:
                     elif line == "" and data:
                         await self.events.put((event, orjson.loads(data)))
                         event, data = "message", ""
+            self.complete = True
         finally:
             self.ended.set()
 
