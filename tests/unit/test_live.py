@@ -153,3 +153,14 @@ async def test_an_event_stream_ends_with_the_expiry_error_as_its_last_body() -> 
     last = server.sent[-1]
     assert last["more_body"] is False and b"General.TokenExpired" in last["body"]
     assert len(hub) == 0
+
+
+async def test_an_event_stream_cancelled_by_the_servers_shutdown_ends_as_a_stream_ends() -> None:
+    hub, server = _hub(), _Asgi()
+    answer = EventStream(hub, Caller(user_id=7, is_admin=False), expires=float("inf"))
+    task = asyncio.create_task(answer({"type": "http"}, server.receive, server.send))  # type: ignore[arg-type]
+    await _soon(lambda: len(server.bodies()) == 1)
+    task.cancel()  # what uvicorn does once its shutdown grace is over
+    await asyncio.wait_for(task, 1)  # returns: no error for the server to log
+    assert server.sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    assert len(hub) == 0
