@@ -20,6 +20,7 @@ from typing import Any
 from tests.api.support import SECRET, bearer, shanghai, token
 from tests.support.api_process import api_process, running_api
 from tests.support.consumer_process import ConsumerProcess
+from tests.support.db import scalar
 from tests.support.kafka import produce
 from tests.support.sse import SseClient, sse
 from tests.support.streams import envelope, purchase
@@ -150,3 +151,33 @@ async def test_a_shutdown_ends_the_open_streams_after_its_grace(
     text = log.read_text(errors="replace")
     assert "Application shutdown complete" in text, text  # the lifespan's end ran
     assert "Exception in ASGI application" not in text and "Traceback" not in text, text
+
+
+async def test_a_lost_listen_connection_tells_the_clients_to_read_afresh(
+    consumer_factory: Callable[[], ConsumerProcess],
+    ledger_database: str,
+    kafka_bootstrap: str,
+    unique_topic: str,
+    tmp_path: Path,
+) -> None:
+    consumer = consumer_factory()
+    consumer.start()
+    with api_process(
+        database_url=ledger_database, log=tmp_path / "api.log", LEDGER_JWT_SECRET=SECRET
+    ) as base:
+        async with sse(base + STREAM, bearer(OWNER)) as client:
+            await _ready(client)
+            # What a database restart or a network cut does to the API's LISTEN session.
+            cut = scalar(
+                ledger_database,
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = 'ledger-api-live' AND datname = current_database()",
+            )
+            assert cut == 1
+            # Notifications sent while it was down are lost: the client must read afresh.
+            assert await client.next(10) == ("resync", {})
+            # Listening again (resync comes once the LISTEN is back): changes still arrive.
+            await produce(
+                kafka_bootstrap, unique_topic, [purchase(1, OWNER, datetime.now(UTC), 3600)]
+            )
+            await client.until(of_pack(1, "status.free"), 60)
