@@ -13,9 +13,12 @@ import asyncio
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.api.support import SECRET, bearer, shanghai, token
 from tests.support.api_process import api_process, running_api
@@ -47,24 +50,38 @@ def of_pack(pack: int, status: str) -> Callable[[str, Any], bool]:
     )
 
 
+@dataclass(frozen=True)
+class Live:
+    """A consumer running from the test's topic into its database."""
+
+    database: str
+    bootstrap: str
+    topic: str
+
+
+@pytest.fixture
+def live(
+    consumer_factory: Callable[[], ConsumerProcess],
+    ledger_database: str,
+    kafka_bootstrap: str,
+    unique_topic: str,
+) -> Live:
+    consumer_factory().start()
+    return Live(ledger_database, kafka_bootstrap, unique_topic)
+
+
 async def _ready(*clients: SseClient) -> None:
     for client in clients:
         assert await client.next(10) == ("ready", {})
 
 
 async def test_changes_reach_owner_and_admin_on_every_api_process(
-    consumer_factory: Callable[[], ConsumerProcess],
-    ledger_database: str,
-    kafka_bootstrap: str,
-    unique_topic: str,
-    tmp_path: Path,
+    live: Live, tmp_path: Path
 ) -> None:
-    consumer = consumer_factory()
-    consumer.start()
     env = {"LEDGER_JWT_SECRET": SECRET}
     with (
-        api_process(database_url=ledger_database, log=tmp_path / "api-1.log", **env) as one,
-        api_process(database_url=ledger_database, log=tmp_path / "api-2.log", **env) as two,
+        api_process(database_url=live.database, log=tmp_path / "api-1.log", **env) as one,
+        api_process(database_url=live.database, log=tmp_path / "api-2.log", **env) as two,
     ):
         async with (
             sse(one + STREAM, bearer(OWNER)) as owner,
@@ -75,13 +92,13 @@ async def test_changes_reach_owner_and_admin_on_every_api_process(
             await _ready(owner, owner_elsewhere, admin, other)
             now = datetime.now(UTC)
             # The consumer may still be joining its group: the first change may take a while.
-            await produce(kafka_bootstrap, unique_topic, [purchase(1, OWNER, now, 3600)])
+            await produce(live.bootstrap, live.topic, [purchase(1, OWNER, now, 3600)])
             for client in (owner, owner_elsewhere, admin):
                 await client.until(of_pack(1, "status.free"), 60)
 
             started_at = datetime.now(UTC)
             sent = time.monotonic()
-            await produce(kafka_bootstrap, unique_topic, [start(1, 7, started_at)])
+            await produce(live.bootstrap, live.topic, [start(1, 7, started_at)])
             _, data = await owner.until(of_pack(1, "status.training"), 2)
             assert time.monotonic() - sent < 2
             assert data["burnRate"] == 1
@@ -91,8 +108,8 @@ async def test_changes_reach_owner_and_admin_on_every_api_process(
 
             # Three seconds of budget: the pack runs out with no event arriving.
             await produce(
-                kafka_bootstrap,
-                unique_topic,
+                live.bootstrap,
+                live.topic,
                 [purchase(2, OWNER, now, 3), start(2, 8, datetime.now(UTC))],
             )
             await owner.until(of_pack(2, "status.training"), 5)
@@ -154,22 +171,16 @@ async def test_a_shutdown_ends_the_open_streams_after_its_grace(
 
 
 async def test_a_lost_listen_connection_tells_the_clients_to_read_afresh(
-    consumer_factory: Callable[[], ConsumerProcess],
-    ledger_database: str,
-    kafka_bootstrap: str,
-    unique_topic: str,
-    tmp_path: Path,
+    live: Live, tmp_path: Path
 ) -> None:
-    consumer = consumer_factory()
-    consumer.start()
     with api_process(
-        database_url=ledger_database, log=tmp_path / "api.log", LEDGER_JWT_SECRET=SECRET
+        database_url=live.database, log=tmp_path / "api.log", LEDGER_JWT_SECRET=SECRET
     ) as base:
         async with sse(base + STREAM, bearer(OWNER)) as client:
             await _ready(client)
             # What a database restart or a network cut does to the API's LISTEN session.
             cut = scalar(
-                ledger_database,
+                live.database,
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                 " WHERE application_name = 'ledger-api-live' AND datname = current_database()",
             )
@@ -177,7 +188,5 @@ async def test_a_lost_listen_connection_tells_the_clients_to_read_afresh(
             # Notifications sent while it was down are lost: the client must read afresh.
             assert await client.next(10) == ("resync", {})
             # Listening again (resync comes once the LISTEN is back): changes still arrive.
-            await produce(
-                kafka_bootstrap, unique_topic, [purchase(1, OWNER, datetime.now(UTC), 3600)]
-            )
+            await produce(live.bootstrap, live.topic, [purchase(1, OWNER, datetime.now(UTC), 3600)])
             await client.until(of_pack(1, "status.free"), 60)
