@@ -184,11 +184,13 @@ SELECT {_PACK_ANSWER}, user_id
 FROM (SELECT {_PACK_COLUMNS}, p.user_id
       FROM packs AS p
       WHERE p.user_pack_id = ANY(%(user_pack_ids)s::bigint[])
-        AND (%(every_owner)s OR p.user_id = ANY(%(owners)s::bigint[]))) AS pack
+        AND (%(every_owner)s OR p.user_id IN (SELECT unnest(%(owners)s::bigint[])))) AS pack
 """
 """Rows: the detail's columns, then user_id. Parameters: at, user_pack_ids, every_owner
 (an admin is listening), owners (the users with a client); the id lists as bigint[]
-literals (`copy_text.int_array`)."""
+literals (`copy_text.int_array`). The owners as a sub-select, not `= ANY(owners)`: that is
+a linear search per row (a parameter array is not hashed), this a hashed look-up - 6.2 ->
+4.3 ms a read for 134 packs with 10,000 owners listening (docs/api.md)."""
 
 # --- usage records ------------------------------------------------------------------------
 
