@@ -67,7 +67,7 @@ class EventStream(Response):
 
     def __init__(self, hub: Hub, caller: Caller, expires: float) -> None:
         self.status_code = 200
-        self.background = None
+        self.background = None  # FastAPI hands a route's background tasks over here (none)
         self.init_headers(HEADERS)
         self._hub, self._caller, self._expires = hub, caller, expires
 

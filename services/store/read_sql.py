@@ -189,8 +189,8 @@ FROM (SELECT {_PACK_COLUMNS}, p.user_id
 """Rows: the detail's columns, then user_id. Parameters: at, user_pack_ids, every_owner
 (an admin is listening), owners (the users with a client); the id lists as bigint[]
 literals (`copy_text.int_array`). The owners as a sub-select, not `= ANY(owners)`: that is
-a linear search per row (a parameter array is not hashed), this a hashed look-up - 6.2 ->
-4.3 ms a read for 134 packs with 10,000 owners listening (docs/api.md)."""
+a linear search per row (a parameter array is not hashed), this a hashed sub-plan - 6.2 ->
+4.1-4.7 ms a read for 134 packs with 10,000 owners listening (docs/api.md)."""
 
 # --- usage records ------------------------------------------------------------------------
 
